@@ -1,0 +1,3 @@
+module cove.example/hello
+
+go 1.21

@@ -1,0 +1,76 @@
+// hello is Cove's bundled example app: a tiny HTTP server that reports which
+// release answered, honours PORT and stops gracefully on SIGTERM.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	// "hello fetch URL" lets tests probe the network from inside an instance.
+	if len(os.Args) == 3 && os.Args[1] == "fetch" {
+		os.Exit(fetch(os.Args[2]))
+	}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8000"
+	}
+	greeting := os.Getenv("GREETING")
+	if greeting == "" {
+		greeting = "hello"
+	}
+	host, _ := os.Hostname()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if os.Getenv("FAIL_HEALTH") != "" {
+			http.Error(w, "unhealthy on purpose", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/crash" && os.Getenv("ALLOW_CRASH") != "" {
+			log.Printf("crashing on request")
+			os.Exit(3)
+		}
+		log.Printf("%s %s", r.Method, r.URL.Path)
+		fmt.Fprintf(w, "%s from %s release=%s instance=%s\n",
+			greeting, os.Getenv("APP_NAME"), os.Getenv("COVE_RELEASE"), host)
+	})
+	srv := &http.Server{Addr: ":" + port, Handler: mux}
+	go func() {
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+		<-stop
+		log.Printf("SIGTERM received, draining")
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+	}()
+	log.Printf("listening on :%s", port)
+	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+		log.Fatal(err)
+	}
+	log.Printf("stopped")
+}
+
+func fetch(url string) int {
+	client := http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Printf("%d %s", resp.StatusCode, body)
+	return 0
+}

@@ -1,0 +1,28 @@
+"""HTTP health checks against an instance's address."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+
+class HttpHealthCheck:
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+
+    def wait_healthy(self, address: str, path: str, timeout: float) -> str | None:
+        deadline = time.monotonic() + timeout
+        reason = "no answer"
+        with httpx.Client(timeout=min(2.0, max(timeout, 0.5)), follow_redirects=False) as client:
+            while True:
+                try:
+                    response = client.get(f"http://{address}{path}")
+                    if response.status_code < 400:
+                        return None
+                    reason = f"{path} answered HTTP {response.status_code}"
+                except httpx.HTTPError as err:
+                    reason = f"no HTTP answer on port 8000 ({type(err).__name__})"
+                if time.monotonic() + self.interval >= deadline:
+                    return f"{reason} after {timeout:g}s"
+                time.sleep(self.interval)

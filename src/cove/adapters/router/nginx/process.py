@@ -1,0 +1,80 @@
+"""The nginx master process: started detached so apps keep serving while Cove is down."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from cove.adapters.router.nginx.render import RouterConfig, render
+from cove.ports.router import Route
+
+
+class NginxError(Exception):
+    pass
+
+
+class NginxRouter:
+    def __init__(self, config: RouterConfig, binary: str = "nginx") -> None:
+        self.config = config
+        self.binary = binary
+        self.prefix = Path(config.prefix)
+        self.conf = self.prefix / "nginx.conf"
+        self._lock = threading.Lock()
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (self.prefix / "tmp" / sub).mkdir(parents=True, exist_ok=True)
+        if config.user and os.geteuid() == 0:
+            nobody = pwd.getpwnam(config.user.split()[0])
+            for path in (self.prefix / "tmp").rglob("*"):
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)
+
+    def _nginx(self, *args: str, conf: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([self.binary, "-p", str(self.prefix), "-c", str(conf or self.conf),
+                               *args], capture_output=True, text=True, timeout=30)
+
+    def pid(self) -> int | None:
+        try:
+            pid = int((self.prefix / "nginx.pid").read_text().strip())
+            os.kill(pid, 0)
+            return pid
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+
+    def apply(self, routes: list[Route]) -> bool:
+        text = render(self.config, routes)
+        with self._lock:
+            changed = not self.conf.exists() or self.conf.read_text() != text
+            if changed:
+                candidate = self.conf.with_suffix(".new")
+                candidate.write_text(text)
+                test = self._nginx("-t", "-q", conf=candidate)
+                if test.returncode != 0:
+                    raise NginxError(f"rendered nginx config is invalid: {test.stderr.strip()}")
+                candidate.replace(self.conf)
+            pid = self.pid()
+            if pid is None:
+                self._start()
+            elif changed:
+                os.kill(pid, signal.SIGHUP)  # graceful: old workers finish their requests
+        return changed
+
+    def _start(self) -> None:
+        proc = self._nginx()
+        if proc.returncode != 0:
+            raise NginxError(f"nginx did not start: {proc.stderr.strip()}")
+        deadline = time.monotonic() + 5
+        while self.pid() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        os.kill(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + 10
+        while self.pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.05)

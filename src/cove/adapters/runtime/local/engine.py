@@ -1,0 +1,57 @@
+"""Running podman with Cove's own containers.conf (cgroupfs, runc, file events)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+CONTAINERS_CONF = """\
+# Written by Cove: the engine settings its instances need on this host.
+[containers]
+init_path = "{init}"
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+log_driver = "k8s-file"
+
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+runtime = "runc"
+
+[network]
+network_backend = "netavark"
+"""
+
+INIT_CANDIDATES = ("/usr/libexec/podman/catatonit", "/usr/bin/catatonit", "/usr/bin/tini")
+
+
+class EngineError(Exception):
+    def __init__(self, args: list[str], stderr: str) -> None:
+        super().__init__(f"podman {' '.join(args[:2])}: {stderr.strip()}")
+        self.stderr = stderr
+
+
+class Engine:
+    def __init__(self, state_dir: Path, binary: str = "podman") -> None:
+        self.binary = binary
+        state_dir.mkdir(parents=True, exist_ok=True)
+        conf = state_dir / "containers.conf"
+        init = next((p for p in INIT_CANDIDATES if Path(p).exists()), INIT_CANDIDATES[0])
+        text = CONTAINERS_CONF.format(init=init)
+        if not conf.exists() or conf.read_text() != text:
+            conf.write_text(text)
+        self.env = dict(os.environ, CONTAINERS_CONF=str(conf))
+
+    def run(self, *args: str, check: bool = True, timeout: float = 120,
+            input: str | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([self.binary, *args], capture_output=True, text=True,
+                              env=self.env, timeout=timeout, input=input)
+        if check and proc.returncode != 0:
+            raise EngineError(list(args), proc.stderr or proc.stdout)
+        return proc
+
+    def json(self, *args: str) -> Any:
+        out = self.run(*args).stdout.strip()
+        return json.loads(out) if out else []

@@ -1,0 +1,98 @@
+"""The SQL store: an engine, migrations at start-up, and a unit of work per transaction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from cove.adapters.store.sql import repositories as r
+from cove.domain.errors import Conflict
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        # One shared connection for :memory:, or every connection sees its own empty database.
+        extra: dict[str, Any] = {"poolclass": sa.pool.StaticPool} if ":memory:" in url else {}
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **extra)
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            if ":memory:" not in url:
+                cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class SqlUnitOfWork:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: Connection | None = None
+
+    def __enter__(self) -> SqlUnitOfWork:
+        conn = self._engine.connect()
+        conn.begin()
+        self._conn = conn
+        self.users = r.SqlUsers(conn)
+        self.tokens = r.SqlTokens(conn)
+        self.spaces = r.SqlSpaces(conn)
+        self.memberships = r.SqlMemberships(conn)
+        self.apps = r.SqlApps(conn)
+        self.releases = r.SqlReleases(conn)
+        self.domains = r.SqlDomains(conn)
+        self.audit = r.SqlAudit(conn)
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        assert self._conn is not None
+        try:
+            self._conn.rollback()  # no-op after commit; undoes anything uncommitted
+        finally:
+            self._conn.close()
+            self._conn = None
+        if isinstance(exc[0], IntegrityError):
+            raise Conflict("that name is already taken: choose another") from exc[0]
+
+    def commit(self) -> None:
+        assert self._conn is not None
+        try:
+            self._conn.commit()
+        except IntegrityError as err:
+            raise Conflict("that name is already taken: choose another") from err
+        self._conn.begin()
+
+
+class SqlStore:
+    def __init__(self, url: str, *, run_migrations: bool = True) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        if run_migrations:
+            migrate(self.engine)
+
+    def unit_of_work(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,59 @@
+"""The one place that reads settings and wires adapters to services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+from cove.adapters.health import HttpHealthCheck
+from cove.adapters.passwords import Argon2Hasher
+from cove.adapters.registry.images import RegistryResolver
+from cove.adapters.router.nginx.process import NginxRouter
+from cove.adapters.router.nginx.render import RouterConfig
+from cove.adapters.runtime.local.engine import Engine
+from cove.adapters.runtime.local.podman import PodmanRuntime
+from cove.adapters.runtime.logs import FileLogs
+from cove.adapters.store.sql.store import SqlStore
+from cove.domain.template import SpaceTemplate, parse_template
+from cove.services.context import Context, Settings
+from cove.services.reconciler import Reconciler
+from cove.settings import ServerSettings
+
+
+def load_template(settings: ServerSettings) -> SpaceTemplate:
+    with settings.space_template.open() as handle:
+        return parse_template(yaml.safe_load(handle))
+
+
+@dataclass
+class Platform:
+    ctx: Context
+    reconciler: Reconciler
+    router: NginxRouter
+    store: SqlStore
+    settings: ServerSettings
+
+
+def build(settings: ServerSettings) -> Platform:
+    home = settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    store = SqlStore(settings.database_url)
+    engine = Engine(home / "engine")
+    logs = FileLogs(home / "logs")
+    runtime = PodmanRuntime(engine, logs)
+    listen = f"{settings.router_listen}:{settings.router_port}"
+    router = NginxRouter(RouterConfig(
+        prefix=str(home / "router"), listen=listen,
+        api_backend=f"127.0.0.1:{settings.api_port}",
+        api_hosts=tuple(dict.fromkeys((settings.base_domain, f"cove.{settings.base_domain}",
+                                       "localhost", "127.0.0.1")))))
+    ctx = Context(
+        store=store, runtime=runtime, logs=logs,
+        resolver=RegistryResolver(engine, settings.insecure_registries),
+        router=router, health=HttpHealthCheck(), hasher=Argon2Hasher(),
+        template=load_template(settings),
+        settings=Settings(base_domain=settings.base_domain, router_port=settings.router_port,
+                          signup_open=settings.signup_open,
+                          drain_seconds=settings.drain_seconds))
+    return Platform(ctx, Reconciler(ctx), router, store, settings)

@@ -1,0 +1,1 @@
+"""Pure data and rules. Imports only the standard library."""

@@ -1,0 +1,55 @@
+"""The one name rule, used for users, spaces, apps and process types."""
+
+from __future__ import annotations
+
+import re
+
+from cove.domain.errors import Invalid
+
+_NAME = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
+_HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_NAME = 30
+RESERVED = frozenset({"cove", "admin", "api", "git", "www", "default", "system", "root"})
+# Cove sets these itself; letting a tenant override them would lie to the app.
+RESERVED_CONFIG = frozenset({"PORT", "COVE_RELEASE", "APP_NAME", "COVE_SPACE", "COVE_PROCESS"})
+
+
+def check_name(kind: str, name: str) -> str:
+    """Return `name` if it is a DNS-label-safe Cove name, else raise Invalid.
+
+    Names end up in hostnames (<app>-<space>.<domain>), container names and
+    Kubernetes objects, so they are lowercase, short and hyphen-safe.
+    """
+    if not isinstance(name, str) or not _NAME.match(name) or len(name) > MAX_NAME or "--" in name:
+        raise Invalid(
+            f"invalid {kind} name {name!r}: use 1-{MAX_NAME} lowercase letters, digits and single "
+            "hyphens, starting with a letter and not ending with a hyphen"
+        )
+    if name in RESERVED:
+        raise Invalid(f"{kind} name {name!r} is reserved: choose another")
+    return name
+
+
+def check_hostname(hostname: str) -> str:
+    """Return a normalised custom domain, else raise Invalid."""
+    host = hostname.strip().lower().rstrip(".")
+    labels = host.split(".")
+    if (
+        len(host) > 253
+        or len(labels) < 2
+        or not all(0 < len(label) <= 63 and _HOST_LABEL.match(label) for label in labels)
+    ):
+        raise Invalid(f"invalid domain {hostname!r}: give a hostname such as www.example.com")
+    return host
+
+
+def check_config_key(key: str) -> str:
+    if not _CONFIG_KEY.match(key) or len(key) > 128:
+        raise Invalid(
+            f"invalid config var name {key!r}: use letters, digits and underscores, "
+            "not starting with a digit"
+        )
+    if key in RESERVED_CONFIG:
+        raise Invalid(f"config var {key} is set by Cove and cannot be overridden")
+    return key

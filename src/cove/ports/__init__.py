@@ -1,0 +1,1 @@
+"""Interfaces (typing.Protocol) that services use and adapters implement."""

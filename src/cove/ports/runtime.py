@@ -1,0 +1,86 @@
+"""Runtime port: runs instances. No engine- or Kubernetes-specific words here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything needed to run one instance; produced by services from a release."""
+
+    space: str
+    app: str
+    app_id: int
+    process: str
+    index: int
+    release: int
+    image: str  # digest reference
+    command: list[str] | None
+    env: dict[str, str]
+    memory_mb: int
+    cpu_millis: int
+    pids: int
+    run_as_uid: int
+    tmp_size_mb: int
+    port: int = 8000
+
+    @property
+    def name(self) -> str:
+        return f"cove-{self.space}-{self.app}-{self.process}-{self.index}-v{self.release}"
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes whenever a running instance would have to be replaced to match."""
+        data = json.dumps([self.image, self.command, sorted(self.env.items()), self.memory_mb,
+                           self.cpu_millis, self.pids, self.run_as_uid, self.tmp_size_mb,
+                           self.port])
+        return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Instance:
+    """What the runtime reports about one instance it runs."""
+
+    name: str
+    app_id: int
+    space: str
+    app: str
+    process: str
+    index: int
+    release: int
+    state: str  # running, exited, created, ...
+    address: str | None  # host:port the router and health checks reach
+    exit_code: int | None = None
+    fingerprint: str = ""
+    started_at: dt.datetime | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    time: dt.datetime
+    source: str  # e.g. web.1 or cove
+    text: str
+
+
+class Runtime(Protocol):
+    def ensure_space(self, space: str) -> None: ...
+    def remove_space(self, space: str) -> None: ...
+    def start(self, spec: InstanceSpec) -> Instance: ...
+    def stop(self, name: str, grace_seconds: int = 10) -> None: ...
+    def instances(self, app_id: int | None = None) -> list[Instance]: ...
+
+
+class Logs(Protocol):
+    """Optional capability: recent and streaming logs of an app."""
+
+    def read(self, app_id: int, tail: int) -> list[LogLine]: ...
+    def follow(self, app_id: int, tail: int, stop: float | None = None) -> Iterator[LogLine]: ...
+    def record(self, app_id: int, text: str) -> None: ...
+    def forget(self, app_id: int) -> None: ...

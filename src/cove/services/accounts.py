@@ -1,0 +1,88 @@
+"""Sign-up, API tokens and authentication."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from cove.domain.errors import Conflict, Forbidden, Invalid, Unauthorized
+from cove.domain.models import Space, User
+from cove.domain.names import check_name
+from cove.domain.roles import Role
+from cove.domain.template import template_record
+from cove.services.context import Context
+from cove.services.spaces import provision_space
+
+MIN_PASSWORD = 8
+TOKEN_PREFIX = "cove_"
+
+
+def token_hash(token: str) -> str:
+    # Tokens are 256 random bits, so a fast hash is enough; passwords use Argon2.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise Invalid(f"password too short: use at least {MIN_PASSWORD} characters")
+
+
+def signup(ctx: Context, name: str, password: str, *, by: User | None = None,
+           is_admin: bool = False) -> tuple[User, Space]:
+    """Create a user and their personal space (named after them) from the space template."""
+    check_name("user", name)
+    _check_password(password)
+    if not ctx.settings.signup_open and not (by and by.is_admin) and not is_admin:
+        raise Forbidden("sign-up is closed on this Cove: ask the platform admin for an account")
+    with ctx.store.unit_of_work() as uow:
+        if uow.users.by_name(name) or uow.spaces.by_name(name):
+            raise Conflict(f"the name {name!r} is taken: choose another")
+        user = uow.users.add(name, ctx.hasher.hash(password), is_admin)
+        space = uow.spaces.add(name, user.id, template_record(ctx.template))
+        uow.memberships.set(space.id, user.id, Role.ADMIN)
+        uow.audit.add(space.id, name, "user.signup", name, {})
+        uow.audit.add(space.id, name, "space.create", name, {"personal": True})
+        provision_space(ctx, space.name)
+        uow.commit()
+    return user, space
+
+
+def login(ctx: Context, name: str, password: str, description: str = "cli") -> str:
+    """Check a password and issue a new API token (shown once, stored hashed)."""
+    with ctx.store.unit_of_work() as uow:
+        user = uow.users.by_name(name)
+        # Verify against a dummy hash for unknown users so timing does not reveal names.
+        stored = user.password_hash if user else _DUMMY.get(ctx)
+        if not ctx.hasher.verify(stored, password) or user is None:
+            raise Unauthorized("wrong user name or password")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        uow.tokens.add(user.id, token_hash(token), description[:255])
+        uow.commit()
+    return token
+
+
+def logout(ctx: Context, token: str) -> None:
+    with ctx.store.unit_of_work() as uow:
+        uow.tokens.delete(token_hash(token))
+        uow.commit()
+
+
+def authenticate(ctx: Context, token: str) -> User:
+    with ctx.store.unit_of_work() as uow:
+        user = uow.tokens.user_for(token_hash(token))
+    if user is None:
+        raise Unauthorized("invalid or expired token: run `cove login`")
+    return user
+
+
+class _Dummy:
+    def __init__(self) -> None:
+        self._hash: str | None = None
+
+    def get(self, ctx: Context) -> str:
+        if self._hash is None:
+            self._hash = ctx.hasher.hash(secrets.token_hex(16))
+        return self._hash
+
+
+_DUMMY = _Dummy()

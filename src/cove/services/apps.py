@@ -1,0 +1,167 @@
+"""Apps: create, inspect, destroy, health settings and custom domains."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cove.domain.errors import Conflict, Invalid, NotFound
+from cove.domain.models import App, DomainName, Release, Space, User
+from cove.domain.names import check_hostname, check_name
+from cove.domain.quota import Usage, check_fits
+from cove.domain.roles import Action
+from cove.ports.runtime import Instance
+from cove.services.access import app_for, space_for
+from cove.services.context import Context
+from cove.services.reconciler import routes
+from cove.services.rollout import teardown_app
+from cove.services.spaces import template_of, usage_of
+
+MAX_HEALTH_TIMEOUT = 600
+
+
+def _check_health(path: str | None, timeout: int | None) -> None:
+    if path is not None and (not path.startswith("/") or len(path) > 255 or " " in path):
+        raise Invalid("health check path must start with / and contain no spaces")
+    if timeout is not None and not 1 <= timeout <= MAX_HEALTH_TIMEOUT:
+        raise Invalid(f"health check timeout must be 1-{MAX_HEALTH_TIMEOUT} seconds")
+
+
+def create_app(ctx: Context, user: User, space_name: str, name: str,
+               health_path: str | None = None, health_timeout: int | None = None) -> App:
+    check_name("app", name)
+    _check_health(health_path, health_timeout)
+    with ctx.store.unit_of_work() as uow:
+        space, _ = space_for(uow, user, space_name, Action.DEPLOY)
+        if uow.apps.get(space.id, name):
+            raise Conflict(f"an app named {name!r} already exists in space {space_name!r}")
+        check_fits(template_of(space).quota, usage_of(uow, space) + Usage(apps=1),
+                   f"creating app {name!r}")
+        app = uow.apps.add(App(0, space.id, name, health_path=health_path or "/",
+                               health_timeout=health_timeout or 30))
+        uow.audit.add(space.id, user.name, "app.create", name, {})
+        uow.commit()
+    return app
+
+
+def update_app(ctx: Context, user: User, space_name: str, name: str,
+               health_path: str | None = None, health_timeout: int | None = None) -> App:
+    _check_health(health_path, health_timeout)
+    with ctx.store.unit_of_work() as uow:
+        space, app = app_for(uow, user, space_name, name, Action.DEPLOY)
+        if health_path is not None:
+            app.health_path = health_path
+        if health_timeout is not None:
+            app.health_timeout = health_timeout
+        uow.apps.save(app)
+        uow.audit.add(space.id, user.name, "app.update", name,
+                      {"health_path": app.health_path, "health_timeout": app.health_timeout})
+        uow.commit()
+    return app
+
+
+def list_apps(ctx: Context, user: User, space_name: str) -> list[App]:
+    with ctx.store.unit_of_work() as uow:
+        space, _ = space_for(uow, user, space_name, Action.READ)
+        return uow.apps.of_space(space.id)
+
+
+@dataclass
+class AppView:
+    space: Space
+    app: App
+    release: Release | None
+    domains: list[DomainName]
+    instances: list[Instance]
+    url: str
+    ready: set[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.app.name,
+            "space": self.space.name,
+            "url": self.url,
+            "release": f"v{self.release.version}" if self.release else None,
+            "image": self.release.image if self.release else None,
+            "image_digest": self.release.image_digest if self.release else None,
+            "health_check": {"path": self.app.health_path, "timeout": self.app.health_timeout},
+            "formation": {k: {"count": p.count, "size": p.size}
+                          for k, p in sorted(self.app.formation.items())},
+            "process_types": sorted(self.release.processes) if self.release else [],
+            "domains": [d.hostname for d in self.domains],
+            "instances": [instance_dict(i, i.name in self.ready) for i in self.instances],
+            "created_at": self.app.created_at.isoformat(),
+        }
+
+
+def instance_dict(inst: Instance, ready: bool) -> dict[str, Any]:
+    if inst.state == "running":
+        state = "up" if ready else "starting"
+    else:
+        state = "crashed" if inst.exit_code not in (None, 0) else inst.state
+    return {"name": f"{inst.process}.{inst.index}", "process": inst.process, "state": state,
+            "release": f"v{inst.release}", "exit_code": inst.exit_code,
+            "started_at": inst.started_at.isoformat() if inst.started_at else None}
+
+
+def show_app(ctx: Context, user: User, space_name: str, name: str) -> AppView:
+    with ctx.store.unit_of_work() as uow:
+        space, app = app_for(uow, user, space_name, name, Action.READ)
+        release = uow.releases.get(app.id, app.release_version) if app.release_version else None
+        domains = uow.domains.of_app(app.id)
+    instances = sorted(ctx.runtime.instances(app.id), key=lambda i: (i.process, i.index))
+    with ctx.ready_lock:
+        ready = set(ctx.ready)
+    return AppView(space, app, release, domains, instances,
+                   ctx.app_url(app.name, space.name), ready)
+
+
+def destroy_app(ctx: Context, user: User, space_name: str, name: str) -> None:
+    with ctx.store.unit_of_work() as uow:
+        space, app = app_for(uow, user, space_name, name, Action.DEPLOY)
+        with ctx.locks.hold(app.id):
+            uow.apps.delete(app.id)
+            uow.audit.add(space.id, user.name, "app.destroy", name, {})
+            uow.commit()
+            teardown_app(ctx, app)
+    _sync_routes(ctx)
+
+
+def _sync_routes(ctx: Context) -> None:
+    ctx.router.apply(routes(ctx))
+
+
+def add_domain(ctx: Context, user: User, space_name: str, name: str, hostname: str) -> DomainName:
+    host = check_hostname(hostname)
+    base = ctx.settings.base_domain
+    if host == base or host.endswith("." + base):
+        raise Invalid(f"{host} is under Cove's own domain {base}: apps already get "
+                      f"<app>-<space>.{base}; add a domain you own instead")
+    with ctx.store.unit_of_work() as uow:
+        space, app = app_for(uow, user, space_name, name, Action.DEPLOY)
+        if uow.domains.by_hostname(host):
+            raise Conflict(f"domain {host} is already in use by an app")
+        domain = uow.domains.add(app.id, host)
+        uow.audit.add(space.id, user.name, "domain.add", name, {"domain": host})
+        uow.commit()
+    _sync_routes(ctx)
+    return domain
+
+
+def remove_domain(ctx: Context, user: User, space_name: str, name: str, hostname: str) -> None:
+    host = hostname.strip().lower().rstrip(".")
+    with ctx.store.unit_of_work() as uow:
+        space, app = app_for(uow, user, space_name, name, Action.DEPLOY)
+        domain = uow.domains.by_hostname(host)
+        if domain is None or domain.app_id != app.id:
+            raise NotFound(f"app {name!r} has no domain {host}")
+        uow.domains.delete(domain.id)
+        uow.audit.add(space.id, user.name, "domain.remove", name, {"domain": host})
+        uow.commit()
+    _sync_routes(ctx)
+
+
+def list_domains(ctx: Context, user: User, space_name: str, name: str) -> list[DomainName]:
+    with ctx.store.unit_of_work() as uow:
+        _, app = app_for(uow, user, space_name, name, Action.READ)
+        return uow.domains.of_app(app.id)

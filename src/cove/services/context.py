@@ -1,0 +1,65 @@
+"""What every use case needs, wired once by bootstrap."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from cove.domain.template import SpaceTemplate
+from cove.ports.auth import PasswordHasher
+from cove.ports.registry import ImageResolver
+from cove.ports.router import HealthCheck, Router
+from cove.ports.runtime import Logs, Runtime
+from cove.ports.store import Store
+
+
+class AppLocks:
+    """One lock per app: deploys, scales and the reconciler never act on an app at once."""
+
+    def __init__(self) -> None:
+        self._locks: defaultdict[int, threading.RLock] = defaultdict(threading.RLock)
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def hold(self, app_id: int) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks[app_id]
+        with lock:
+            yield
+
+
+@dataclass
+class Settings:
+    base_domain: str = "localhost"
+    router_port: int = 8080
+    signup_open: bool = True
+    max_spaces_per_user: int = 5
+    drain_seconds: float = 1.0
+    stop_grace_seconds: int = 10
+
+
+@dataclass
+class Context:
+    store: Store
+    runtime: Runtime
+    logs: Logs
+    resolver: ImageResolver
+    router: Router
+    health: HealthCheck
+    hasher: PasswordHasher
+    template: SpaceTemplate
+    settings: Settings = field(default_factory=Settings)
+    locks: AppLocks = field(default_factory=AppLocks)
+    # Instances that passed their health check and may take traffic (by instance name).
+    ready: set[str] = field(default_factory=set)
+    ready_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def app_hostname(self, app: str, space: str) -> str:
+        return f"{app}-{space}.{self.settings.base_domain}"
+
+    def app_url(self, app: str, space: str) -> str:
+        port = "" if self.settings.router_port == 80 else f":{self.settings.router_port}"
+        return f"http://{self.app_hostname(app, space)}{port}/"

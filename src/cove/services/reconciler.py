@@ -1,0 +1,197 @@
+"""Make the runtime and the router match the desired state in the store.
+
+Runs in a loop beside the API. After a broker restart it adopts the instances
+that are still running (their names encode the release), restarts crashed ones
+with exponential backoff, and removes whatever no app wants any more.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cove.domain.models import App, Release, Space
+from cove.ports.router import Route
+from cove.ports.runtime import Instance, InstanceSpec
+from cove.services.context import Context
+from cove.services.rollout import WEB, mark_ready, specs_for, start_healthy, stop_all
+from cove.services.spaces import template_of
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF = 60.0
+PROBE_TIMEOUT = 1.0
+
+
+@dataclass
+class Crash:
+    count: int
+    next_try: float
+
+
+@dataclass
+class Desired:
+    app: App
+    space: Space
+    release: Release | None
+
+
+class Reconciler:
+    def __init__(self, ctx: Context, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ctx = ctx
+        self.clock = clock
+        self.crashes: dict[str, Crash] = {}
+        self._stop = threading.Event()
+
+    # -- one app -------------------------------------------------------------------------
+
+    def converge_app(self, app_id: int, *, wait: bool = False) -> None:
+        """Bring one app's instances in line with its current release and formation."""
+        with self.ctx.locks.hold(app_id):
+            desired = self._desired(app_id)
+            running = self.ctx.runtime.instances(app_id)
+            if desired is None or desired.release is None:
+                stop_all(self.ctx, [i.name for i in running])
+                return
+            app, space, release = desired.app, desired.space, desired.release
+            specs = specs_for(self.ctx, space.name, template_of(space), app, release,
+                              app.formation)
+            wanted = {s.name: s for s in specs}
+            by_name = {i.name: i for i in running}
+            to_stop = [n for n in by_name if n not in wanted]
+            to_start = []
+            for name, spec in wanted.items():
+                inst = by_name.get(name)
+                if inst is None:
+                    to_start.append(spec)
+                elif inst.fingerprint != spec.fingerprint:
+                    to_stop.append(name)  # e.g. a new size: replace it
+                    to_start.append(spec)
+                elif inst.state != "running":
+                    if self._crash_due(inst):
+                        to_stop.append(name)
+                        to_start.append(spec)
+                elif name not in self.ctx.ready:
+                    self._probe(inst, app)
+            self._drain_and_stop(to_stop)
+            if to_start:
+                self._start(to_start, app, wait)
+
+    def _drain_and_stop(self, names: list[str]) -> None:
+        """Take instances out of the router before stopping them, so no request fails."""
+        if not names:
+            return
+        with self.ctx.ready_lock:
+            serving = [n for n in names if n in self.ctx.ready]
+            self.ctx.ready.difference_update(names)
+        if serving:
+            self.sync_routes()
+            time.sleep(self.ctx.settings.drain_seconds)
+        stop_all(self.ctx, names)
+
+    def _desired(self, app_id: int) -> Desired | None:
+        with self.ctx.store.unit_of_work() as uow:
+            app = uow.apps.by_id(app_id)
+            if app is None:
+                return None
+            space = uow.spaces.get(app.space_id)
+            assert space is not None
+            release = (uow.releases.get(app.id, app.release_version)
+                       if app.release_version else None)
+            return Desired(app, space, release)
+
+    def _crash_due(self, inst: Instance) -> bool:
+        """Record a crash once, and say whether its backoff has passed."""
+        mark_ready(self.ctx, inst.name, False)
+        now = self.clock()
+        crash = self.crashes.get(inst.name)
+        if crash is None:
+            delay = 1.0
+            self.crashes[inst.name] = Crash(1, now + delay)
+            self.ctx.logs.record(inst.app_id, f"{inst.process}.{inst.index} exited with code "
+                                 f"{inst.exit_code}; restarting in {delay:.0f}s")
+            return False
+        return now >= crash.next_try
+
+    def _start(self, specs: list[InstanceSpec], app: App, wait: bool) -> None:
+        for spec in specs:
+            crash = self.crashes.get(spec.name)
+            if crash:
+                delay = min(2.0 ** crash.count, MAX_BACKOFF)
+                self.crashes[spec.name] = Crash(crash.count + 1, self.clock() + delay)
+        if wait:
+            start_healthy(self.ctx, specs, app)
+            return
+        for spec in specs:
+            try:
+                inst = self.ctx.runtime.start(spec)
+            except Exception as err:  # keep reconciling the other apps
+                log.warning("could not start %s: %s", spec.name, err)
+                continue
+            self._probe(inst, app)
+
+    def _probe(self, inst: Instance, app: App) -> None:
+        if inst.process != WEB:
+            mark_ready(self.ctx, inst.name)
+            return
+        if inst.address and self.ctx.health.wait_healthy(
+                inst.address, app.health_path, PROBE_TIMEOUT) is None:
+            mark_ready(self.ctx, inst.name)
+            crash = self.crashes.get(inst.name)
+            if crash and crash.count > 0:
+                # Healthy again: the next crash starts its backoff from the beginning.
+                self.crashes.pop(inst.name, None)
+
+    # -- everything ------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        with self.ctx.store.unit_of_work() as uow:
+            app_ids = [a.id for a in uow.apps.all()]
+        for app_id in app_ids:
+            try:
+                self.converge_app(app_id)
+            except Exception:
+                log.exception("reconciling app %s failed", app_id)
+        known = set(app_ids)
+        orphans = [i.name for i in self.ctx.runtime.instances() if i.app_id not in known]
+        if orphans:
+            log.info("removing %d orphaned instances", len(orphans))
+            stop_all(self.ctx, orphans)
+        self.sync_routes()
+
+    def sync_routes(self) -> bool:
+        return self.ctx.router.apply(routes(self.ctx))
+
+    def run(self, interval: float = 2.0) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("reconcile tick failed")
+            self._stop.wait(interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def routes(ctx: Context) -> list[Route]:
+    """One route per app: its hostnames to its ready web instances of the current release."""
+    by_app: dict[int, list[tuple[int, str]]] = {}
+    with ctx.ready_lock:
+        ready = set(ctx.ready)
+    with ctx.store.unit_of_work() as uow:
+        apps = uow.apps.all()
+        spaces = {s.id: s.name for s in uow.spaces.all()}
+        domains = {a.id: [d.hostname for d in uow.domains.of_app(a.id)] for a in apps}
+    for inst in ctx.runtime.instances():
+        if inst.process == WEB and inst.name in ready and inst.address and inst.state == "running":
+            by_app.setdefault(inst.app_id, []).append((inst.release, inst.address))
+    result = []
+    for app in apps:
+        backends = tuple(sorted(addr for rel, addr in by_app.get(app.id, [])
+                                if rel == app.release_version))
+        hosts = (ctx.app_hostname(app.name, spaces[app.space_id]), *domains[app.id])
+        result.append(Route(app.id, hosts, backends))
+    return result

@@ -1,0 +1,208 @@
+"""Releases: deploy an image, change config, roll back, scale. Each is zero-downtime."""
+
+from __future__ import annotations
+
+import time
+
+from cove.domain.errors import Invalid, NotFound
+from cove.domain.formation import apply_scale, default_formation
+from cove.domain.models import App, Process, Release, Space, User, now
+from cove.domain.names import check_config_key
+from cove.domain.quota import check_fits, formation_usage
+from cove.domain.roles import Action
+from cove.ports.registry import Credentials
+from cove.ports.store import UnitOfWork
+from cove.services.access import app_for
+from cove.services.context import Context
+from cove.services.reconciler import Reconciler, routes
+from cove.services.rollout import specs_for, start_healthy, stop_all
+from cove.services.spaces import template_of, usage_of
+
+MAX_CONFIG_VALUE = 32 * 1024
+
+
+def _fits(uow: UnitOfWork, space: Space, app: App, formation: dict[str, Process],
+          what: str) -> None:
+    """Refuse before anything starts if the space's quota cannot hold the new formation."""
+    tpl = template_of(space)
+    others = usage_of(uow, space)
+    current = formation_usage(tpl, app.formation)
+    proposed = formation_usage(tpl, formation)
+    # During a rollout old and new instances overlap briefly; quota counts the steady state.
+    total = type(others)(others.apps, others.instances - current.instances + proposed.instances,
+                         others.memory_mb - current.memory_mb + proposed.memory_mb,
+                         others.cpu_millis - current.cpu_millis + proposed.cpu_millis)
+    check_fits(tpl.quota, total, what)
+
+
+def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image: str | None,
+             digest: str | None, config: dict[str, str] | None,
+             processes: dict[str, list[str] | None] | None, description: str,
+             action: str) -> Release:
+    """The one pipeline every new release goes through.
+
+    Steps: validate and check quota -> start new instances -> health check ->
+    record the release -> switch the route -> drain and stop the old instances.
+    A failure before the record step stops the new instances and changes nothing.
+    """
+    with ctx.store.unit_of_work() as uow:
+        space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+    with ctx.locks.hold(app.id):
+        with ctx.store.unit_of_work() as uow:
+            space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+            current = uow.releases.get(app.id, app.release_version) if app.release_version else None
+            if digest is None or processes is None:
+                if current is None:
+                    raise Invalid(f"app {app_name!r} has no release yet: "
+                                  f"`cove deploy {app_name} IMAGE` first")
+                image, digest, processes = current.image, current.image_digest, current.processes
+            assert image is not None
+            tpl = template_of(space)
+            formation = default_formation(tpl, set(processes), app.formation)
+            _fits(uow, space, app, formation, f"deploying {app_name!r}")
+            version = uow.releases.latest_version(app.id) + 1
+            cfg = dict(app.config if config is None else config)
+            candidate = Release(0, app.id, version, image, digest, cfg, dict(processes),
+                                {k: {"count": p.count, "size": p.size}
+                                 for k, p in formation.items()},
+                                description, user.name, now())
+        ctx.logs.record(app.id, f"{user.name}: {description} as v{version}; starting instances")
+        specs = specs_for(ctx, space.name, tpl, app, candidate, formation)
+        try:
+            new = start_healthy(ctx, specs, app)
+        except Exception as err:
+            ctx.logs.record(app.id, f"v{version} failed: {err}")
+            raise
+        try:
+            with ctx.store.unit_of_work() as uow:
+                fresh = uow.apps.by_id(app.id)
+                if fresh is None:
+                    raise NotFound(f"app {app_name!r} was destroyed during the deploy")
+                release = uow.releases.add(candidate)
+                fresh.release_version = version
+                fresh.config = cfg
+                fresh.formation = formation
+                uow.apps.save(fresh)
+                uow.audit.add(space.id, user.name, action, app_name,
+                              {"release": f"v{version}", "image": image,
+                               "description": description})
+                uow.commit()
+        except BaseException:
+            stop_all(ctx, [i.name for i in new])
+            raise
+        ctx.router.apply(routes(ctx))
+        old = [i.name for i in ctx.runtime.instances(app.id) if i.release != version]
+        if old:
+            time.sleep(ctx.settings.drain_seconds)  # let requests in flight finish
+            stop_all(ctx, old)
+        ctx.logs.record(app.id, f"v{version} is live")
+    return release
+
+
+def deploy_image(ctx: Context, user: User, space_name: str, app_name: str, image: str,
+                 credentials: Credentials | None = None) -> Release:
+    image = image.strip()
+    if not image or any(c.isspace() for c in image) or len(image) > 512:
+        raise Invalid("give an image reference such as registry.example.com/team/app:1.2")
+    with ctx.store.unit_of_work() as uow:
+        app_for(uow, user, space_name, app_name, Action.DEPLOY)  # authorise before pulling
+    digest = ctx.resolver.resolve(image, credentials)
+    return _release(ctx, user, space_name, app_name, image=image, digest=digest, config=None,
+                    processes={"web": None}, description=f"Deploy {image}", action="app.deploy")
+
+
+def set_config(ctx: Context, user: User, space_name: str, app_name: str,
+               changes: dict[str, str | None]) -> Release | None:
+    """Set (value) or unset (None) config vars; a deployed app gets a new release."""
+    if not changes:
+        raise Invalid("give at least one KEY=value (or KEY to unset)")
+    for key, value in changes.items():
+        check_config_key(key)
+        if value is not None and (len(value) > MAX_CONFIG_VALUE or "\x00" in value):
+            raise Invalid(f"value of {key} is too long or contains a NUL byte")
+    with ctx.store.unit_of_work() as uow:
+        space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+        config = dict(app.config)
+        for key, value in changes.items():
+            if value is None:
+                config.pop(key, None)
+            else:
+                config[key] = value
+        if app.release_version is None:
+            app.config = config
+            uow.apps.save(app)
+            uow.audit.add(space.id, user.name, "config.set", app_name, {"keys": sorted(changes)})
+            uow.commit()
+            return None
+    keys = ", ".join(sorted(changes))
+    return _release(ctx, user, space_name, app_name, image=None, digest=None, config=config,
+                    processes=None, description=f"Config change: {keys}", action="config.set")
+
+
+def get_config(ctx: Context, user: User, space_name: str, app_name: str) -> dict[str, str]:
+    with ctx.store.unit_of_work() as uow:
+        # Config often holds secrets: viewers may not read it.
+        _, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+        return dict(app.config)
+
+
+def list_releases(ctx: Context, user: User, space_name: str, app_name: str) -> list[Release]:
+    with ctx.store.unit_of_work() as uow:
+        _, app = app_for(uow, user, space_name, app_name, Action.READ)
+        return uow.releases.of_app(app.id)
+
+
+def rollback(ctx: Context, user: User, space_name: str, app_name: str,
+             version: int | None = None) -> Release:
+    """A new release with the image, config and process types of an older one."""
+    with ctx.store.unit_of_work() as uow:
+        _, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+        if version is None:
+            current = app.release_version or 0
+            older = [r.version for r in uow.releases.of_app(app.id) if r.version < current]
+            if not older:
+                raise Invalid(f"app {app_name!r} has no earlier release to roll back to")
+            version = older[0]
+        target = uow.releases.get(app.id, version)
+        if target is None:
+            raise NotFound(f"app {app_name!r} has no release v{version}: `cove releases "
+                           f"{app_name}` lists them")
+    return _release(ctx, user, space_name, app_name, image=target.image,
+                    digest=target.image_digest, config=target.config,
+                    processes=target.processes, description=f"Rollback to v{version}",
+                    action="app.rollback")
+
+
+def scale(ctx: Context, reconciler: Reconciler, user: User, space_name: str, app_name: str,
+          changes: dict[str, tuple[int | None, str | None]]) -> dict[str, Process]:
+    if not changes:
+        raise Invalid("give at least one TYPE=COUNT, e.g. `cove scale hello web=3`")
+    with ctx.store.unit_of_work() as uow:
+        _, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+    with ctx.locks.hold(app.id):
+        with ctx.store.unit_of_work() as uow:
+            space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+            release = uow.releases.get(app.id, app.release_version) if app.release_version else None
+            if release is None:
+                raise Invalid(f"app {app_name!r} has no release yet: deploy it before scaling")
+            tpl = template_of(space)
+            formation = apply_scale(tpl, app.formation, set(release.processes), changes)
+            _fits(uow, space, app, formation, f"scaling {app_name!r}")
+            previous = app.formation
+            app.formation = formation
+            uow.apps.save(app)
+            uow.audit.add(space.id, user.name, "app.scale", app_name,
+                          {k: {"count": p.count, "size": p.size} for k, p in formation.items()})
+            uow.commit()
+        try:
+            reconciler.converge_app(app.id, wait=True)
+        except Exception:
+            with ctx.store.unit_of_work() as uow:
+                fresh = uow.apps.by_id(app.id)
+                if fresh is not None:
+                    fresh.formation = previous
+                    uow.apps.save(fresh)
+                    uow.commit()
+            raise
+        ctx.router.apply(routes(ctx))
+    return formation

@@ -1,0 +1,94 @@
+"""Turning a release into running, healthy instances, and tearing them down."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from cove.domain.errors import DeployFailed
+from cove.domain.models import App, Process, Release
+from cove.domain.template import SpaceTemplate
+from cove.ports.runtime import Instance, InstanceSpec
+from cove.services.context import Context
+
+WEB = "web"
+
+
+def specs_for(ctx: Context, space: str, template: SpaceTemplate, app: App, release: Release,
+              formation: dict[str, Process]) -> list[InstanceSpec]:
+    """The instances a release with this formation should have, in a stable order."""
+    specs = []
+    for process, proc in sorted(formation.items()):
+        if process not in release.processes:
+            continue
+        size = template.sizes[proc.size]
+        env = dict(release.config)
+        env.update({"PORT": "8000", "APP_NAME": app.name, "COVE_SPACE": space,
+                    "COVE_RELEASE": f"v{release.version}", "COVE_PROCESS": process})
+        for index in range(1, proc.count + 1):
+            specs.append(InstanceSpec(
+                space=space, app=app.name, app_id=app.id, process=process, index=index,
+                release=release.version, image=release.image_digest,
+                command=release.processes[process], env=env, memory_mb=size.memory_mb,
+                cpu_millis=size.cpu_millis, pids=size.pids,
+                run_as_uid=template.security.run_as_uid,
+                tmp_size_mb=template.security.tmp_size_mb))
+    return specs
+
+
+def mark_ready(ctx: Context, name: str, ready: bool = True) -> None:
+    with ctx.ready_lock:
+        if ready:
+            ctx.ready.add(name)
+        else:
+            ctx.ready.discard(name)
+
+
+def start_healthy(ctx: Context, specs: list[InstanceSpec], app: App) -> list[Instance]:
+    """Start every spec; web instances must pass the health check within the app's timeout.
+
+    On any failure every instance started here is stopped again and DeployFailed says why,
+    so nothing half-deployed stays behind.
+    """
+    started: list[Instance] = []
+    try:
+        for spec in specs:
+            started.append(ctx.runtime.start(spec))
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            checks = {inst.name: pool.submit(_check, ctx, inst, app) for inst in started}
+            failures = {name: f.result() for name, f in checks.items() if f.result()}
+        if failures:
+            name, reason = next(iter(failures.items()))
+            raise DeployFailed(
+                f"instance {name} never became healthy: {reason}. The previous release keeps "
+                f"serving; check `cove logs {app.name}`, the app must answer HTTP on $PORT at "
+                f"{app.health_path}")
+    except BaseException:
+        stop_all(ctx, [i.name for i in started])
+        raise
+    for inst in started:
+        mark_ready(ctx, inst.name)
+    return started
+
+
+def _check(ctx: Context, inst: Instance, app: App) -> str | None:
+    if inst.process != WEB:
+        return None
+    if inst.address is None:
+        return "it has no network address (did it exit at once?)"
+    return ctx.health.wait_healthy(inst.address, app.health_path, app.health_timeout)
+
+
+def stop_all(ctx: Context, names: list[str]) -> None:
+    for name in names:
+        mark_ready(ctx, name, False)
+    if not names:
+        return
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda n: ctx.runtime.stop(n, ctx.settings.stop_grace_seconds), names))
+
+
+def teardown_app(ctx: Context, app: App) -> None:
+    """Stop everything an app runs and forget its logs (the caller deletes the rows)."""
+    with ctx.locks.hold(app.id):
+        stop_all(ctx, [i.name for i in ctx.runtime.instances(app.id)])
+    ctx.logs.forget(app.id)

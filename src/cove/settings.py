@@ -1,0 +1,48 @@
+"""Settings from environment variables (COVE_*), with the embedded defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TEMPLATE = Path(__file__).parent / "data" / "space-template.yaml"
+
+
+def _home() -> Path:
+    return Path(os.environ.get("COVE_HOME") or Path.home() / ".local" / "share" / "cove")
+
+
+@dataclass
+class ServerSettings:
+    home: Path = field(default_factory=_home)
+    database_url: str = ""
+    base_domain: str = "localhost"
+    router_listen: str = "127.0.0.1"
+    router_port: int = 8080
+    api_port: int = 8081
+    space_template: Path = DEFAULT_TEMPLATE
+    signup_open: bool = True
+    insecure_registries: tuple[str, ...] = ("localhost", "127.0.0.1")
+    reconcile_interval: float = 2.0
+    drain_seconds: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> ServerSettings:
+        e = os.environ if env is None else env
+        home = Path(e["COVE_HOME"]) if e.get("COVE_HOME") else _home()
+        return cls(
+            home=home,
+            database_url=e.get("COVE_DATABASE_URL") or f"sqlite:///{home / 'cove.db'}",
+            base_domain=e.get("COVE_BASE_DOMAIN", "localhost"),
+            router_listen=e.get("COVE_ROUTER_LISTEN", "127.0.0.1"),
+            router_port=int(e.get("COVE_ROUTER_PORT", "8080")),
+            api_port=int(e.get("COVE_API_PORT", "8081")),
+            space_template=Path(e.get("COVE_SPACE_TEMPLATE") or DEFAULT_TEMPLATE),
+            signup_open=e.get("COVE_SIGNUP", "open") != "closed",
+            insecure_registries=tuple(
+                h.strip() for h in e.get("COVE_INSECURE_REGISTRIES", "localhost,127.0.0.1")
+                .split(",") if h.strip()),
+            reconcile_interval=float(e.get("COVE_RECONCILE_INTERVAL", "2")),
+            drain_seconds=float(e.get("COVE_DRAIN_SECONDS", "1")),
+        )
