@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from pathlib import Path
 
 import yaml
 
@@ -26,6 +28,14 @@ def load_template(settings: ServerSettings) -> SpaceTemplate:
         return parse_template(yaml.safe_load(handle))
 
 
+def install_id(home: Path) -> str:
+    """A short random id that tells this installation's containers from any other's."""
+    path = home / "install-id"
+    if not path.exists():
+        path.write_text(secrets.token_hex(3) + "\n")
+    return path.read_text().strip()
+
+
 @dataclass
 class Platform:
     ctx: Context
@@ -41,7 +51,7 @@ def build(settings: ServerSettings) -> Platform:
     store = SqlStore(settings.database_url)
     engine = Engine(home / "engine")
     logs = FileLogs(home / "logs")
-    runtime = PodmanRuntime(engine, logs)
+    runtime = PodmanRuntime(engine, logs, install_id(home))
     listen = f"{settings.router_listen}:{settings.router_port}"
     router = NginxRouter(RouterConfig(
         prefix=str(home / "router"), listen=listen,

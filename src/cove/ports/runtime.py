@@ -32,7 +32,7 @@ class InstanceSpec:
 
     @property
     def name(self) -> str:
-        return f"cove-{self.space}-{self.app}-{self.process}-{self.index}-v{self.release}"
+        return f"{self.space}-{self.app}-{self.process}-{self.index}-v{self.release}"
 
     @property
     def fingerprint(self) -> str:

@@ -25,10 +25,14 @@ MAX_BACKOFF = 60.0
 PROBE_TIMEOUT = 1.0
 
 
+STABLE_AFTER = 60.0  # an instance up this long starts its next backoff from the beginning
+
+
 @dataclass
 class Crash:
-    count: int
-    next_try: float
+    count: int  # crashes in a row
+    next_try: float | None  # when the pending restart is due; None once restarted
+    started: float = 0.0  # when it was last restarted
 
 
 @dataclass
@@ -107,9 +111,11 @@ class Reconciler:
         mark_ready(self.ctx, inst.name, False)
         now = self.clock()
         crash = self.crashes.get(inst.name)
-        if crash is None:
-            delay = 1.0
-            self.crashes[inst.name] = Crash(1, now + delay)
+        if crash is None or crash.next_try is None:
+            in_a_row = crash is not None and now - crash.started < STABLE_AFTER
+            count = crash.count + 1 if crash is not None and in_a_row else 1
+            delay = min(2.0 ** (count - 1), MAX_BACKOFF)
+            self.crashes[inst.name] = Crash(count, now + delay)
             self.ctx.logs.record(inst.app_id, f"{inst.process}.{inst.index} exited with code "
                                  f"{inst.exit_code}; restarting in {delay:.0f}s")
             return False
@@ -118,9 +124,8 @@ class Reconciler:
     def _start(self, specs: list[InstanceSpec], app: App, wait: bool) -> None:
         for spec in specs:
             crash = self.crashes.get(spec.name)
-            if crash:
-                delay = min(2.0 ** crash.count, MAX_BACKOFF)
-                self.crashes[spec.name] = Crash(crash.count + 1, self.clock() + delay)
+            if crash is not None:
+                crash.next_try, crash.started = None, self.clock()
         if wait:
             start_healthy(self.ctx, specs, app)
             return
@@ -139,10 +144,6 @@ class Reconciler:
         if inst.address and self.ctx.health.wait_healthy(
                 inst.address, app.health_path, PROBE_TIMEOUT) is None:
             mark_ready(self.ctx, inst.name)
-            crash = self.crashes.get(inst.name)
-            if crash and crash.count > 0:
-                # Healthy again: the next crash starts its backoff from the beginning.
-                self.crashes.pop(inst.name, None)
 
     # -- everything ------------------------------------------------------------------------
 

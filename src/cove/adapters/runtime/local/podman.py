@@ -9,63 +9,76 @@ from pathlib import Path
 from typing import Any
 
 from cove.adapters.runtime.local.engine import Engine, EngineError
-from cove.adapters.runtime.local.spec import LABEL, env_file_text, network_name, run_args
+from cove.adapters.runtime.local.spec import (
+    LABEL,
+    container_name,
+    env_file_text,
+    network_name,
+    run_args,
+)
 from cove.adapters.runtime.logs import FileLogs, parse_time
 from cove.domain.errors import DeployFailed
 from cove.ports.runtime import Instance, InstanceSpec
 
 
 class PodmanRuntime:
-    def __init__(self, engine: Engine, logs: FileLogs, grace_seconds: int = 10) -> None:
+    def __init__(self, engine: Engine, logs: FileLogs, install: str,
+                 grace_seconds: int = 10) -> None:
         self.engine = engine
+        self.install = install
         self.logs = logs
         self.grace_seconds = grace_seconds
 
     # -- spaces -----------------------------------------------------------------------------
 
     def ensure_space(self, space: str) -> None:
-        name = network_name(space)
+        name = network_name(self.install, space)
         if self.engine.run("network", "exists", name, check=False).returncode == 0:
             return
         # isolate=true: netavark drops traffic between isolated bridges, so spaces
         # cannot reach each other; the host (the router) still reaches every space.
         self.engine.run("network", "create", "--opt", "isolate=true",
-                        "--label", f"{LABEL}=true", "--label", f"cove.space={space}", name)
+                        "--label", f"{LABEL}={self.install}", "--label", f"cove.space={space}",
+                        name)
 
     def remove_space(self, space: str) -> None:
-        self.engine.run("network", "rm", "--force", network_name(space), check=False)
+        self.engine.run("network", "rm", "--force", network_name(self.install, space),
+                        check=False)
 
     # -- instances --------------------------------------------------------------------------
 
     def start(self, spec: InstanceSpec) -> Instance:
         self.ensure_space(spec.space)
         log_path = self.logs.instance_path(spec.app_id, spec.process, spec.index, spec.release)
+        container = container_name(self.install, spec.name)
         # A leftover container of the same name (crashed, or from a failed start) goes first.
-        self.engine.run("rm", "--force", "--ignore", spec.name, check=False)
+        self.engine.run("rm", "--force", "--ignore", container, check=False)
         fd, env_path = tempfile.mkstemp(prefix="cove-env-")
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(env_file_text(spec.env))
-            args = run_args(spec, Path(env_path), log_path, self.grace_seconds)
+            args = run_args(self.install, spec, Path(env_path), log_path, self.grace_seconds)
             try:
                 self.engine.run(*args)
             except EngineError as err:
-                self.engine.run("rm", "--force", "--ignore", spec.name, check=False)
+                self.engine.run("rm", "--force", "--ignore", container, check=False)
                 raise DeployFailed(f"could not start {spec.process}.{spec.index}: "
                                    f"{err.stderr.strip()}") from err
         finally:
             os.unlink(env_path)
-        found = self._inspect([spec.name])
+        found = self._inspect([container])
         if not found:
             raise DeployFailed(f"{spec.process}.{spec.index} vanished right after it started")
         return found[0]
 
     def stop(self, name: str, grace_seconds: int = 10) -> None:
-        self.engine.run("rm", "--force", "--ignore", "--time", str(grace_seconds), name,
-                        check=False, timeout=grace_seconds + 60)
+        self.engine.run("rm", "--force", "--ignore", "--time", str(grace_seconds),
+                        container_name(self.install, name), check=False,
+                        timeout=grace_seconds + 60)
 
     def instances(self, app_id: int | None = None) -> list[Instance]:
-        args = ["ps", "--all", "--quiet", "--no-trunc", "--filter", f"label={LABEL}=true"]
+        args = ["ps", "--all", "--quiet", "--no-trunc", "--filter",
+                f"label={LABEL}={self.install}"]
         if app_id is not None:
             args += ["--filter", f"label=cove.app_id={app_id}"]
         ids = self.engine.run(*args).stdout.split()
@@ -89,7 +102,7 @@ def _instance(data: dict[str, Any]) -> Instance:
     if state.get("StartedAt") and not state["StartedAt"].startswith("0001"):
         started = parse_time(state["StartedAt"])
     return Instance(
-        name=data["Name"].lstrip("/"),
+        name=labels.get("cove.instance", data["Name"]),
         app_id=int(labels.get("cove.app_id", "0")),
         space=labels.get("cove.space", ""),
         app=labels.get("cove.app", ""),

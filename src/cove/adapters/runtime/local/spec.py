@@ -6,16 +6,21 @@ from pathlib import Path
 
 from cove.ports.runtime import InstanceSpec
 
-LABEL = "cove.managed"
+LABEL = "cove.install"  # which Cove installation owns a container or network
 
 
-def network_name(space: str) -> str:
-    return f"cove-{space}"
+def network_name(install: str, space: str) -> str:
+    return f"cove-{install}-{space}"
 
 
-def labels(spec: InstanceSpec) -> dict[str, str]:
+def container_name(install: str, instance: str) -> str:
+    return f"cove-{install}-{instance}"
+
+
+def labels(install: str, spec: InstanceSpec) -> dict[str, str]:
     return {
-        LABEL: "true",
+        LABEL: install,
+        "cove.instance": spec.name,
         "cove.app_id": str(spec.app_id),
         "cove.space": spec.space,
         "cove.app": spec.app,
@@ -31,14 +36,14 @@ def labels(spec: InstanceSpec) -> dict[str, str]:
     }
 
 
-def run_args(spec: InstanceSpec, env_file: Path, log_path: Path, grace_seconds: int = 10,
-             log_max_bytes: int = 1_000_000) -> list[str]:
+def run_args(install: str, spec: InstanceSpec, env_file: Path, log_path: Path,
+             grace_seconds: int = 10, log_max_bytes: int = 1_000_000) -> list[str]:
     """`podman run` arguments matching Kubernetes Pod Security "restricted"."""
     args = [
         "run", "--detach", "--pull=never",
-        "--name", spec.name,
+        "--name", container_name(install, spec.name),
         "--hostname", f"{spec.app}-{spec.process}-{spec.index}",
-        "--network", network_name(spec.space),
+        "--network", network_name(install, spec.space),
         # restricted profile: non-root, no capabilities, no privilege gain, default seccomp
         "--user", f"{spec.run_as_uid}:{spec.run_as_uid}",
         "--cap-drop=all",
@@ -59,7 +64,7 @@ def run_args(spec: InstanceSpec, env_file: Path, log_path: Path, grace_seconds: 
         "--log-opt", f"max-size={log_max_bytes}",
         "--env-file", str(env_file),
     ]
-    for key, value in sorted(labels(spec).items()):
+    for key, value in sorted(labels(install, spec).items()):
         args += ["--label", f"{key}={value}"]
     args.append(spec.image)
     if spec.command:

@@ -1,0 +1,105 @@
+"""In-memory fakes of the runtime ports, with failure injection, for fast unit tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from cove.domain.errors import DeployFailed, ImageError
+from cove.ports.registry import Credentials
+from cove.ports.router import Route
+from cove.ports.runtime import Instance, InstanceSpec, LogLine
+
+
+@dataclass
+class FakeRuntime:
+    spaces: set[str] = field(default_factory=set)
+    running: dict[str, Instance] = field(default_factory=dict)
+    started: list[str] = field(default_factory=list)
+    stopped: list[str] = field(default_factory=list)
+    fail_start: bool = False
+    next_ip: int = 2
+
+    def ensure_space(self, space: str) -> None:
+        self.spaces.add(space)
+
+    def remove_space(self, space: str) -> None:
+        self.spaces.discard(space)
+
+    def start(self, spec: InstanceSpec) -> Instance:
+        if self.fail_start:
+            raise DeployFailed("injected start failure")
+        self.next_ip += 1
+        inst = Instance(spec.name, spec.app_id, spec.space, spec.app, spec.process, spec.index,
+                        spec.release, "running", f"10.0.0.{self.next_ip}:8000",
+                        started_at=dt.datetime.now(dt.UTC), fingerprint=spec.fingerprint,
+                        labels={"env": repr(sorted(spec.env.items()))})
+        self.running[spec.name] = inst
+        self.started.append(spec.name)
+        return inst
+
+    def stop(self, name: str, grace_seconds: int = 10) -> None:
+        if self.running.pop(name, None) is not None:
+            self.stopped.append(name)
+
+    def instances(self, app_id: int | None = None) -> list[Instance]:
+        return [i for i in self.running.values() if app_id is None or i.app_id == app_id]
+
+    def crash(self, name: str, code: int = 3) -> None:
+        self.running[name].state = "exited"
+        self.running[name].exit_code = code
+        self.running[name].address = None
+
+
+@dataclass
+class FakeLogs:
+    lines: dict[int, list[str]] = field(default_factory=dict)
+
+    def read(self, app_id: int, tail: int) -> list[LogLine]:
+        now = dt.datetime.now(dt.UTC)
+        return [LogLine(now, "cove", t) for t in self.lines.get(app_id, [])][-tail:]
+
+    def follow(self, app_id: int, tail: int, stop: float | None = None) -> Iterator[LogLine]:
+        yield from self.read(app_id, tail)
+
+    def record(self, app_id: int, text: str) -> None:
+        self.lines.setdefault(app_id, []).append(text)
+
+    def forget(self, app_id: int) -> None:
+        self.lines.pop(app_id, None)
+
+
+@dataclass
+class FakeResolver:
+    images: dict[str, str] = field(default_factory=dict)  # reference -> digest reference
+
+    def resolve(self, image: str, credentials: Credentials | None = None) -> str:
+        if image not in self.images:
+            raise ImageError(f"image {image} does not exist", code="image_not_found")
+        return self.images[image]
+
+
+@dataclass
+class FakeRouter:
+    routes: list[Route] = field(default_factory=list)
+    applies: int = 0
+
+    def apply(self, routes: list[Route]) -> bool:
+        changed = routes != self.routes
+        self.routes = routes
+        self.applies += 1
+        return changed
+
+    def backends(self, app_id: int) -> tuple[str, ...]:
+        return next((r.backends for r in self.routes if r.app_id == app_id), ())
+
+
+@dataclass
+class FakeHealth:
+    unhealthy: set[str] = field(default_factory=set)  # addresses that never pass
+    checked: list[str] = field(default_factory=list)
+
+    def wait_healthy(self, address: str, path: str, timeout: float) -> str | None:
+        self.checked.append(address)
+        return f"{path} answered HTTP 503 after {timeout}s" if address in self.unhealthy else None

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import yaml
+
+from cove.adapters.passwords import Argon2Hasher
+from cove.adapters.store.sql.store import SqlStore
+from cove.domain.models import User
+from cove.domain.template import parse_template
+from cove.services import accounts
+from cove.services.context import Context, Settings
+from cove.services.reconciler import Reconciler
+from cove.settings import DEFAULT_TEMPLATE
+from tests.support.fakes import FakeHealth, FakeLogs, FakeResolver, FakeRouter, FakeRuntime
+
+IMAGE = "registry.test/hello:1"
+DIGEST = "registry.test/hello@sha256:" + "a" * 64
+IMAGE2 = "registry.test/hello:2"
+DIGEST2 = "registry.test/hello@sha256:" + "b" * 64
+
+
+@dataclass
+class World:
+    ctx: Context
+    runtime: FakeRuntime
+    router: FakeRouter
+    health: FakeHealth
+    logs: FakeLogs
+    reconciler: Reconciler
+    clock: list[float]
+
+    def user(self, name: str, admin: bool = False) -> User:
+        return accounts.signup(self.ctx, name, "password123", is_admin=admin)[0]
+
+
+@pytest.fixture
+def world() -> World:
+    with DEFAULT_TEMPLATE.open() as handle:
+        template = parse_template(yaml.safe_load(handle))
+    runtime, router, health, logs = FakeRuntime(), FakeRouter(), FakeHealth(), FakeLogs()
+    ctx = Context(store=SqlStore("sqlite:///:memory:"), runtime=runtime, logs=logs,
+                  resolver=FakeResolver({IMAGE: DIGEST, IMAGE2: DIGEST2}), router=router,
+                  health=health, hasher=Argon2Hasher(fast=True), template=template,
+                  settings=Settings(drain_seconds=0))
+    clock = [1000.0]
+    return World(ctx, runtime, router, health, logs, Reconciler(ctx, lambda: clock[0]), clock)

@@ -1,0 +1,175 @@
+from __future__ import annotations
+
+import pytest
+
+from cove.domain.errors import DeployFailed, Forbidden, ImageError, Invalid, NotFound, QuotaExceeded
+from cove.domain.roles import Role
+from cove.services import apps, releases, spaces
+from tests.unit.conftest import DIGEST, DIGEST2, IMAGE, IMAGE2, World
+
+
+def deployed(world: World, replicas: int = 1) -> None:
+    alice = world.user("alice")
+    apps.create_app(world.ctx, alice, "alice", "hello")
+    releases.deploy_image(world.ctx, alice, "alice", "hello", IMAGE)
+    if replicas != 1:
+        releases.scale(world.ctx, world.reconciler, alice, "alice", "hello",
+                       {"web": (replicas, None)})
+
+
+def alice(world: World):  # type: ignore[no-untyped-def]
+    from cove.services.accounts import authenticate, login
+
+    return authenticate(world.ctx, login(world.ctx, "alice", "password123"))
+
+
+def backends(world: World) -> tuple[str, ...]:
+    return world.router.backends(1)
+
+
+def test_deploy_runs_the_image_by_digest_and_routes_to_it(world: World) -> None:
+    deployed(world)
+    view = apps.show_app(world.ctx, alice(world), "alice", "hello")
+    assert view.release is not None and view.release.version == 1
+    assert view.release.image_digest == DIGEST
+    [inst] = world.runtime.instances()
+    assert inst.release == 1 and inst.process == "web"
+    assert backends(world) == (inst.address,)
+    assert view.url == "http://hello-alice.localhost:8080/"
+
+
+def test_config_change_is_a_new_release_and_replaces_instances(world: World) -> None:
+    deployed(world, replicas=2)
+    release = releases.set_config(world.ctx, alice(world), "alice", "hello", {"GREETING": "hi"})
+    assert release is not None and release.version == 2 and release.config == {"GREETING": "hi"}
+    running = world.runtime.instances()
+    assert {i.release for i in running} == {2} and len(running) == 2
+    assert all("GREETING" in i.labels["env"] for i in running)
+    assert set(backends(world)) == {i.address for i in running}
+    releases.set_config(world.ctx, alice(world), "alice", "hello", {"GREETING": None})
+    assert releases.get_config(world.ctx, alice(world), "alice", "hello") == {}
+
+
+def test_config_before_the_first_deploy_waits_for_it(world: World) -> None:
+    a = world.user("alice")
+    apps.create_app(world.ctx, a, "alice", "hello")
+    assert releases.set_config(world.ctx, a, "alice", "hello", {"A": "1"}) is None
+    release = releases.deploy_image(world.ctx, a, "alice", "hello", IMAGE)
+    assert release.config == {"A": "1"}
+
+
+def test_rollback_creates_a_new_release_with_the_old_image_and_config(world: World) -> None:
+    deployed(world)
+    a = alice(world)
+    releases.set_config(world.ctx, a, "alice", "hello", {"GREETING": "hi"})
+    releases.deploy_image(world.ctx, a, "alice", "hello", IMAGE2)
+    back = releases.rollback(world.ctx, a, "alice", "hello", 1)
+    assert (back.version, back.image_digest, back.config) == (4, DIGEST, {})
+    assert [r.version for r in releases.list_releases(world.ctx, a, "alice", "hello")] == [
+        4, 3, 2, 1]
+    assert releases.rollback(world.ctx, a, "alice", "hello").image_digest == DIGEST2
+    with pytest.raises(NotFound, match="v9"):
+        releases.rollback(world.ctx, a, "alice", "hello", 9)
+
+
+def test_failed_health_check_keeps_the_old_release_and_leaves_nothing(world: World) -> None:
+    deployed(world)
+    a = alice(world)
+    before = list(world.runtime.instances())
+    world.health.unhealthy = {f"10.0.0.{n}:8000" for n in range(world.runtime.next_ip + 1, 99)}
+    with pytest.raises(DeployFailed, match="never became healthy"):
+        releases.set_config(world.ctx, a, "alice", "hello", {"BROKEN": "1"})
+    assert world.runtime.instances() == before
+    assert [r.version for r in releases.list_releases(world.ctx, a, "alice", "hello")] == [1]
+    assert releases.get_config(world.ctx, a, "alice", "hello") == {}
+    assert backends(world) == (before[0].address,)
+
+
+def test_unknown_images_create_nothing(world: World) -> None:
+    a = world.user("alice")
+    apps.create_app(world.ctx, a, "alice", "hello")
+    with pytest.raises(ImageError):
+        releases.deploy_image(world.ctx, a, "alice", "hello", "registry.test/nope:1")
+    for bad in ("", "has space", "x" * 600):
+        with pytest.raises(Invalid):
+            releases.deploy_image(world.ctx, a, "alice", "hello", bad)
+    assert world.runtime.started == []
+    assert releases.list_releases(world.ctx, a, "alice", "hello") == []
+
+
+def test_over_quota_is_refused_before_anything_starts(world: World) -> None:
+    deployed(world)
+    a = alice(world)
+    started = list(world.runtime.started)
+    with pytest.raises(QuotaExceeded, match="instances"):
+        releases.scale(world.ctx, world.reconciler, a, "alice", "hello", {"web": (21, None)})
+    with pytest.raises(QuotaExceeded, match="memory"):
+        releases.scale(world.ctx, world.reconciler, a, "alice", "hello", {"web": (10, "large")})
+    assert world.runtime.started == started
+    assert apps.show_app(world.ctx, a, "alice", "hello").app.formation["web"].count == 1
+
+
+def test_scaling_unknown_types_or_before_deploy_is_invalid(world: World) -> None:
+    a = world.user("alice")
+    apps.create_app(world.ctx, a, "alice", "hello")
+    with pytest.raises(Invalid, match="deploy it before scaling"):
+        releases.scale(world.ctx, world.reconciler, a, "alice", "hello", {"web": (2, None)})
+    releases.deploy_image(world.ctx, a, "alice", "hello", IMAGE)
+    with pytest.raises(Invalid, match="no process type 'worker'"):
+        releases.scale(world.ctx, world.reconciler, a, "alice", "hello", {"worker": (1, None)})
+
+
+def test_scale_up_and_down_routes_only_live_instances(world: World) -> None:
+    deployed(world, replicas=3)
+    assert len(backends(world)) == 3
+    releases.scale(world.ctx, world.reconciler, alice(world), "alice", "hello", {"web": (1, None)})
+    [inst] = world.runtime.instances()
+    assert backends(world) == (inst.address,)
+
+
+def test_resizing_replaces_instances(world: World) -> None:
+    deployed(world)
+    [old] = world.runtime.instances()
+    releases.scale(world.ctx, world.reconciler, alice(world), "alice", "hello",
+                   {"web": (None, "standard")})
+    [new] = world.runtime.instances()
+    assert new.fingerprint != old.fingerprint and old.name in world.runtime.stopped
+
+
+def test_viewers_cannot_deploy_or_read_config(world: World) -> None:
+    deployed(world)
+    bob = world.user("bob")
+    spaces.set_member(world.ctx, alice(world), "alice", "bob", Role.VIEWER)
+    apps.show_app(world.ctx, bob, "alice", "hello")  # viewers may look
+    for call in (lambda: releases.deploy_image(world.ctx, bob, "alice", "hello", IMAGE2),
+                 lambda: releases.set_config(world.ctx, bob, "alice", "hello", {"A": "b"}),
+                 lambda: releases.get_config(world.ctx, bob, "alice", "hello"),
+                 lambda: releases.rollback(world.ctx, bob, "alice", "hello", 1),
+                 lambda: apps.destroy_app(world.ctx, bob, "alice", "hello")):
+        with pytest.raises(Forbidden):
+            call()
+
+
+def test_destroy_removes_instances_routes_and_logs(world: World) -> None:
+    deployed(world, replicas=2)
+    apps.destroy_app(world.ctx, alice(world), "alice", "hello")
+    assert world.runtime.instances() == []
+    assert world.router.routes == []
+    assert 1 not in world.logs.lines
+
+
+def test_custom_domains_are_unique_and_not_under_the_base_domain(world: World) -> None:
+    deployed(world)
+    a = alice(world)
+    apps.add_domain(world.ctx, a, "alice", "hello", "WWW.Example.Test")
+    assert "www.example.test" in world.router.routes[0].hostnames
+    bob = world.user("bob")
+    apps.create_app(world.ctx, bob, "bob", "evil")
+    from cove.domain.errors import Conflict
+
+    with pytest.raises(Conflict):
+        apps.add_domain(world.ctx, bob, "bob", "evil", "www.example.test")
+    with pytest.raises(Invalid, match="Cove's own domain"):
+        apps.add_domain(world.ctx, bob, "bob", "evil", "hello-alice.localhost")
+    with pytest.raises(NotFound):
+        apps.remove_domain(world.ctx, bob, "bob", "evil", "www.example.test")
