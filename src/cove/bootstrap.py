@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ class Platform:
     ctx: Context
     reconciler: Reconciler
     router: NginxRouter
+    runtime: PodmanRuntime
     store: SqlStore
     settings: ServerSettings
 
@@ -58,6 +60,7 @@ def build(settings: ServerSettings) -> Platform:
         api_backend=f"127.0.0.1:{settings.api_port}",
         api_hosts=tuple(dict.fromkeys((settings.base_domain, f"cove.{settings.base_domain}",
                                        "localhost", "127.0.0.1")))))
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # health probes are not news
     ctx = Context(
         store=store, runtime=runtime, logs=logs,
         resolver=RegistryResolver(engine, settings.insecure_registries),
@@ -66,4 +69,4 @@ def build(settings: ServerSettings) -> Platform:
         settings=Settings(base_domain=settings.base_domain, router_port=settings.router_port,
                           signup_open=settings.signup_open,
                           drain_seconds=settings.drain_seconds))
-    return Platform(ctx, Reconciler(ctx), router, store, settings)
+    return Platform(ctx, Reconciler(ctx), router, runtime, store, settings)

@@ -50,10 +50,8 @@ def teardown(settings: ServerSettings) -> None:
     """Stop the router and every instance Cove runs (data in the store is kept)."""
     platform = build(settings)
     platform.router.stop()
-    instances = platform.ctx.runtime.instances()
-    for inst in instances:
-        platform.ctx.runtime.stop(inst.name, 5)
-    print(f"stopped the router and {len(instances)} instances")
+    count = platform.runtime.remove_everything()
+    print(f"stopped the router and {count} instances")
 
 
 def main(argv: list[str] | None = None) -> None:

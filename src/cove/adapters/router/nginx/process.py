@@ -59,8 +59,21 @@ class NginxRouter:
             if pid is None:
                 self._start()
             elif changed:
-                os.kill(pid, signal.SIGHUP)  # graceful: old workers finish their requests
+                self._reload(pid)
         return changed
+
+    def _reload(self, pid: int) -> None:
+        """Graceful reload, returning once new workers (with the new config) are up."""
+        before = _children(pid)
+        os.kill(pid, signal.SIGHUP)  # old workers finish their requests, then exit
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (_children(pid) - before):
+            time.sleep(0.005)
+        # The master tells old workers to stop accepting right after starting new ones;
+        # give that a moment (old workers may linger much longer serving long requests).
+        settle = time.monotonic() + 0.2
+        while time.monotonic() < settle and _children(pid) & before:
+            time.sleep(0.005)
 
     def _start(self) -> None:
         proc = self._nginx()
@@ -78,3 +91,11 @@ class NginxRouter:
         deadline = time.monotonic() + 10
         while self.pid() is not None and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return {int(p) for p in handle.read().split()}
+    except FileNotFoundError:
+        return set()

@@ -45,6 +45,17 @@ class PodmanRuntime:
         self.engine.run("network", "rm", "--force", network_name(self.install, space),
                         check=False)
 
+    def remove_everything(self, grace_seconds: int = 5) -> int:
+        """Stop every instance and remove every network of this installation."""
+        instances = self.instances()
+        for inst in instances:
+            self.stop(inst.name, grace_seconds)
+        nets = self.engine.run("network", "ls", "--quiet", "--filter",
+                               f"label={LABEL}={self.install}").stdout.split()
+        if nets:
+            self.engine.run("network", "rm", "--force", *nets, check=False)
+        return len(instances)
+
     # -- instances --------------------------------------------------------------------------
 
     def start(self, spec: InstanceSpec) -> Instance:

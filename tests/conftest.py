@@ -1,0 +1,51 @@
+"""Session fixtures shared by integration and end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import (
+    Postgres,
+    Registry,
+    build_hello_image,
+    push,
+    start_postgres,
+    start_registry,
+)
+
+HELLO_TAG = "localhost/cove-test/hello:latest"
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    # Under /tmp (not pytest's tmp_path): the postgres user must be able to reach it.
+    path = Path(tempfile.mkdtemp(prefix="cove-tests-"))
+    os.chmod(path, 0o755)
+    yield path
+
+
+@pytest.fixture(scope="session")
+def hello_image() -> str:
+    """The example app built into a local image (containers-storage)."""
+    build_hello_image(HELLO_TAG)
+    return HELLO_TAG
+
+
+@pytest.fixture(scope="session")
+def registry(workdir: Path, hello_image: str) -> Iterator[Registry]:
+    reg = start_registry(workdir / "registry")
+    push(hello_image, f"{reg.host}/examples/hello:1")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir: Path) -> Iterator[Postgres]:
+    pg = start_postgres(workdir / "postgres")
+    yield pg
+    pg.stop()

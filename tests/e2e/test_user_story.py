@@ -1,0 +1,144 @@
+"""The issue's user story, start to finish, through the CLI, checked over HTTP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+
+from tests.support.cove import CliUser, CoveServer
+from tests.support.services import Registry, wait_until
+
+
+@contextmanager
+def hammering(cove: CoveServer, host: str) -> Iterator[dict[str, int]]:
+    """Request the app in a loop while the block runs; count what a user would see fail."""
+    stats = {"ok": 0, "failed": 0}
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                status = cove.app_get(host).status_code
+            except httpx.HTTPError:
+                status = 0
+            stats["ok" if status == 200 else "failed"] += 1
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        yield stats
+    finally:
+        stop.set()
+        worker.join()
+
+
+def ps(user: CliUser, app: str) -> list[dict[str, str]]:
+    return json.loads(user.run("ps", app, "--json").stdout)  # type: ignore[no-any-return]
+
+
+def test_the_user_story(cove: CoveServer, registry: Registry) -> None:
+    image = f"{registry.host}/examples/hello:1"
+    alice = cove.user("alice")
+    alice.signup()
+    assert "Logged in as alice" in alice.run("login", "alice", "--password-stdin",
+                                             input="password123\n").stdout
+    assert "hello-alice.localhost" in alice.run("apps", "create", "hello").stdout
+    assert "Released v1" in alice.run("deploy", "hello", image).stdout
+    host = "hello-alice.localhost"
+    answer = cove.app_get(host)
+    assert answer.status_code == 200 and "release=v1" in answer.text
+
+    assert [(i["name"], i["state"]) for i in ps(alice, "hello")] == [("web.1", "up")]
+    alice.run("scale", "hello", "web=3")
+    assert [i["state"] for i in ps(alice, "hello")] == ["up", "up", "up"]
+    served_by = {cove.app_get(host).text.split("instance=")[1].strip() for _ in range(12)}
+    assert len(served_by) == 3
+
+    with hammering(cove, host) as stats:
+        assert "released v2" in alice.run("config", "set", "hello", "GREETING=hi").stdout
+        time.sleep(0.5)
+    assert stats["failed"] == 0 and stats["ok"] > 10
+    assert cove.app_get(host).text.startswith("hi from hello release=v2")
+    assert len(ps(alice, "hello")) == 3  # the formation survives the release
+
+    releases = json.loads(alice.run("releases", "hello", "--json").stdout)
+    assert [(r["name"], r["current"]) for r in releases] == [("v2", True), ("v1", False)]
+    alice.run("rollback", "hello", "v1")
+    assert cove.app_get(host).text.startswith("hello from hello release=v3")
+    assert json.loads(alice.run("config", "hello", "--json").stdout) == {}
+
+    cove.app_get(host, "/marker-for-logs")
+    wait_until(lambda: "GET /marker-for-logs" in alice.run("logs", "hello").stdout, 10, "logs")
+    follower = subprocess.Popen([sys.executable, "-m", "cove.cli.main", "logs", "hello", "-f",
+                                 "-n", "0"], env=alice.env, stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1)
+        cove.app_get(host, "/streamed-line")
+        assert follower.stdout is not None
+        line = follower.stdout.readline()
+        assert "GET /streamed-line" in line and "web." in line
+    finally:
+        follower.kill()
+        follower.wait()
+
+    alice.run("domains", "add", "hello", "www.example.test")
+    assert cove.app_get("www.example.test").text.startswith("hello from hello")
+    assert "www.example.test" in alice.run("domains", "hello").stdout
+
+    bob = cove.user("bob")
+    bob.signup()
+    alice.run("spaces", "create", "team-x")
+    alice.run("members", "add", "team-x", "bob", "--role", "developer")
+    assert {s["name"] for s in json.loads(bob.run("spaces", "--json").stdout)} == {
+        "bob", "team-x"}
+    bob.run("apps", "create", "shop", "--space", "team-x")
+    bob.run("deploy", "shop", image, "--space", "team-x")
+    assert cove.app_get("shop-team-x.localhost").status_code == 200
+    space = json.loads(alice.run("spaces", "info", "team-x", "--json").stdout)
+    assert space["usage"]["instances"] == 1 and space["quota"]["instances"] == 20
+
+    audit = json.loads(alice.run("audit", "--json").stdout)
+    assert {"app.deploy", "config.set", "app.rollback", "app.scale", "domain.add"} <= {
+        a["action"] for a in audit}
+
+    alice.run("apps", "destroy", "hello")
+    assert cove.app_get(host).status_code == 404
+    assert cove.app_get("www.example.test").status_code == 404
+    assert "no app named 'hello'" in alice.run("ps", "hello", ok=False).stderr
+
+
+def test_bad_input_gets_clear_errors_and_leaves_nothing(cove: CoveServer,
+                                                        registry: Registry) -> None:
+    carol = cove.user("carol")
+    carol.signup()
+    assert "invalid app name" in carol.run("apps", "create", "Bad_Name", ok=False).stderr
+    carol.run("apps", "create", "web")
+    assert "already exists" in carol.run("apps", "create", "web", ok=False).stderr
+    missing = carol.run("deploy", "web", f"{registry.host}/examples/hello:nope", ok=False)
+    assert "does not exist" in missing.stderr
+    down = carol.run("deploy", "web", "127.0.0.1:9/examples/hello:1", ok=False)
+    assert "unreachable" in down.stderr
+    assert json.loads(carol.run("releases", "web", "--json").stdout) == []
+    assert "deploy it before scaling" in carol.run("scale", "web", "web=2", ok=False).stderr
+
+    carol.run("deploy", "web", f"{registry.host}/examples/hello:1")
+    assert "no process type 'worker'" in carol.run("scale", "web", "worker=1", ok=False).stderr
+    over = carol.run("scale", "web", "web=21", ok=False)
+    assert "quota" in over.stderr and "instances" in over.stderr
+    assert len(ps(carol, "web")) == 1
+
+    # A release whose health check never passes fails; the old one keeps serving.
+    carol.run("apps", "update", "web", "--health-path", "/healthz", "--health-timeout", "3")
+    failed = carol.run("config", "set", "web", "FAIL_HEALTH=1", ok=False)
+    assert "never became healthy" in failed.stderr
+    assert cove.app_get("web-carol.localhost").text.startswith("hello from web release=v1")
+    assert [i["release"] for i in ps(carol, "web")] == ["v1"]
+    assert len(json.loads(carol.run("releases", "web", "--json").stdout)) == 1
+    assert "FAIL_HEALTH" not in carol.run("config", "web").stdout

@@ -1,0 +1,114 @@
+"""The podman runtime against the real engine: hardening, isolation, logs."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from cove.adapters.runtime.local.podman import PodmanRuntime
+from cove.adapters.runtime.local.spec import container_name
+from tests.integration.conftest import spec
+from tests.support.services import wait_until
+
+
+def inspect(runtime: PodmanRuntime, name: str) -> dict:  # type: ignore[type-arg]
+    out = runtime.engine.run("container", "inspect", "--format", "json",
+                             container_name(runtime.install, name)).stdout
+    return json.loads(out)[0]  # type: ignore[no-any-return]
+
+
+def exec_in(runtime: PodmanRuntime, name: str, *cmd: str) -> str:
+    proc = runtime.engine.run("exec", container_name(runtime.install, name), *cmd, check=False)
+    return proc.stdout + proc.stderr
+
+
+def test_an_instance_serves_http_on_port_with_the_restricted_profile(
+        runtime: PodmanRuntime, hello_image: str) -> None:
+    inst = runtime.start(spec(hello_image, env={"GREETING": "howdy"}))
+    assert inst.state == "running" and inst.address
+    wait_until(lambda: httpx.get(f"http://{inst.address}/").status_code == 200, 10, "http")
+    assert httpx.get(f"http://{inst.address}/").text.startswith("howdy")
+    data = inspect(runtime, inst.name)
+    host = data["HostConfig"]
+    assert data["Config"]["User"] == "10001:10001"
+    assert host["ReadonlyRootfs"] is True
+    assert "no-new-privileges" in " ".join(host["SecurityOpt"])
+    assert host["CapAdd"] in (None, []) and data["EffectiveCaps"] in (None, [])
+    assert host["Memory"] == 64 * 1024 * 1024 and host["PidsLimit"] == 64
+    assert host["NanoCpus"] == 250_000_000
+    assert host["Init"] is True
+    assert host["Privileged"] is False and host["NetworkMode"].startswith("bridge")
+    assert data["Config"]["Labels"]["app.kubernetes.io/managed-by"] == "cove"
+    status = exec_in(runtime, inst.name, "/hello", "fetch", "http://127.0.0.1:8000/healthz")
+    assert status.startswith("200")
+
+
+def test_process_status_shows_no_root_no_caps_and_seccomp(runtime: PodmanRuntime,
+                                                          hello_image: str) -> None:
+    inst = runtime.start(spec(hello_image))
+    pid = inspect(runtime, inst.name)["State"]["Pid"]
+    # PID 1 is the init; its child is the app. Read the app's status from the host.
+    children = open(f"/proc/{pid}/task/{pid}/children").read().split()
+    status = open(f"/proc/{children[0] if children else pid}/status").read()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    assert fields["Uid"].split()[0] == "10001"
+    assert int(fields["CapEff"].strip(), 16) == 0 and int(fields["CapBnd"].strip(), 16) == 0
+    assert fields["NoNewPrivs"].strip() == "1"
+    assert fields["Seccomp"].strip() == "2"  # filter mode
+
+
+def test_spaces_cannot_reach_each_other_but_a_space_reaches_itself(
+        runtime: PodmanRuntime, hello_image: str) -> None:
+    target = runtime.start(spec(hello_image, space="alice"))
+    neighbour = runtime.start(spec(hello_image, space="alice", app="other"))
+    stranger = runtime.start(spec(hello_image, space="mallory", app="probe"))
+    url = f"http://{target.address}/"
+    wait_until(lambda: httpx.get(url).status_code == 200, 10, "target")
+    assert exec_in(runtime, neighbour.name, "/hello", "fetch", url).startswith("200")
+    assert "error" in exec_in(runtime, stranger.name, "/hello", "fetch", url)
+
+
+def test_stop_sends_sigterm_and_logs_outlive_the_container(runtime: PodmanRuntime,
+                                                           hello_image: str) -> None:
+    inst = runtime.start(spec(hello_image))
+    wait_until(lambda: httpx.get(f"http://{inst.address}/ping").status_code == 200, 10, "http")
+    runtime.stop(inst.name, 5)
+    assert runtime.instances() == []
+    text = [line.text for line in runtime.logs.read(inst.app_id, 100)]
+    assert any("GET /ping" in t for t in text)
+    assert any("SIGTERM received" in t for t in text)
+
+
+def test_a_crash_is_reported_with_its_exit_code(runtime: PodmanRuntime,
+                                                hello_image: str) -> None:
+    inst = runtime.start(spec(hello_image, env={"ALLOW_CRASH": "1"}))
+    wait_until(lambda: httpx.get(f"http://{inst.address}/").status_code == 200, 10, "http")
+    try:
+        httpx.get(f"http://{inst.address}/crash", timeout=2)
+    except httpx.HTTPError:
+        pass
+    wait_until(lambda: runtime.instances()[0].state == "exited", 10, "exit")
+    assert runtime.instances()[0].exit_code == 3
+
+
+def test_memory_limit_is_enforced(runtime: PodmanRuntime, hello_image: str) -> None:
+    inst = runtime.start(spec(hello_image, memory_mb=16))
+    pid = inspect(runtime, inst.name)["State"]["Pid"]
+    cgroup = open(f"/proc/{pid}/cgroup").read()
+    memory_path = next(line.split(":", 2)[2] for line in cgroup.splitlines()
+                       if ":memory:" in line)
+    limit = int(open(f"/sys/fs/cgroup/memory{memory_path}/memory.limit_in_bytes").read())
+    assert limit == 16 * 1024 * 1024
+
+
+def test_unknown_image_fails_cleanly(runtime: PodmanRuntime) -> None:
+    from cove.domain.errors import DeployFailed
+
+    try:
+        runtime.start(spec("localhost/cove-test/does-not-exist:1"))
+    except DeployFailed as err:
+        assert "could not start" in err.message
+    else:
+        raise AssertionError("starting a missing image should fail")
+    assert runtime.instances() == []

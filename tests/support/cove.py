@@ -1,0 +1,100 @@
+"""A real Cove server (API, reconciler, nginx, podman) and CLI users for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.support.services import free_port, wait_until
+
+
+@dataclass
+class CoveServer:
+    home: Path
+    router_port: int
+    api_port: int
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    users: dict[str, CliUser] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.router_port}"
+
+    def start(self) -> None:
+        log = (self.home / "server.log").open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "cove.server"], env=self.env,
+                                     stdout=log, stderr=log, start_new_session=True)
+        wait_until(lambda: httpx.get(f"{self.url}/healthz").status_code == 200, 60,
+                   f"cove-server (see {self.home / 'server.log'})")
+
+    def kill(self) -> None:
+        """Stop the broker abruptly (SIGKILL): router and instances are left running."""
+        if self.proc is not None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            self.proc = None
+
+    def teardown(self) -> None:
+        self.kill()
+        subprocess.run([sys.executable, "-m", "cove.server", "teardown"], env=self.env,
+                       capture_output=True, timeout=300)
+
+    def app_get(self, host: str, path: str = "/") -> httpx.Response:
+        return httpx.get(f"{self.url}{path}", headers={"Host": host, "Connection": "close"},
+                         timeout=10)
+
+    def user(self, name: str) -> CliUser:
+        if name not in self.users:
+            config = self.home / "cli" / name
+            config.mkdir(parents=True, exist_ok=True)
+            self.users[name] = CliUser(name, dict(os.environ, COVE_URL=self.url,
+                                                  COVE_CONFIG_DIR=str(config)), self)
+        return self.users[name]
+
+
+@dataclass
+class CliUser:
+    name: str
+    env: dict[str, str]
+    server: CoveServer
+
+    def run(self, *args: str, input: str | None = None, ok: bool = True
+            ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "cove.cli.main", *args], env=self.env,
+                              capture_output=True, text=True, input=input or "", timeout=300)
+        if ok and proc.returncode != 0:
+            raise AssertionError(f"cove {' '.join(args)} failed: {proc.stderr}{proc.stdout}")
+        if not ok and proc.returncode == 0:
+            raise AssertionError(f"cove {' '.join(args)} should have failed: {proc.stdout}")
+        return proc
+
+    def signup(self, password: str = "password123") -> None:
+        self.run("signup", self.name, "--password-stdin", input=password + "\n")
+
+    @property
+    def token(self) -> str:
+        import json
+
+        config = Path(self.env["COVE_CONFIG_DIR"]) / "config.json"
+        return str(json.loads(config.read_text())["token"])
+
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.server.url, timeout=300,
+                            headers={"Authorization": f"Bearer {self.token}"})
+
+
+def make_server(root: Path, **extra: str) -> CoveServer:
+    home = root / "cove"
+    home.mkdir(parents=True, exist_ok=True)
+    router_port, api_port = free_port(), free_port()
+    env = dict(os.environ, COVE_HOME=str(home), COVE_ROUTER_PORT=str(router_port),
+               COVE_API_PORT=str(api_port), COVE_RECONCILE_INTERVAL="0.5",
+               COVE_DRAIN_SECONDS="1", **extra)
+    return CoveServer(home, router_port, api_port, env)
