@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("teardown", help="stop the router and all instances")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = ServerSettings.from_env()
     if args.command == "create-admin":
         create_admin(settings, args.name)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from pathlib import Path
 
 import httpx
 
@@ -49,8 +51,8 @@ def test_process_status_shows_no_root_no_caps_and_seccomp(runtime: PodmanRuntime
     inst = runtime.start(spec(hello_image))
     pid = inspect(runtime, inst.name)["State"]["Pid"]
     # PID 1 is the init; its child is the app. Read the app's status from the host.
-    children = open(f"/proc/{pid}/task/{pid}/children").read().split()
-    status = open(f"/proc/{children[0] if children else pid}/status").read()
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    status = Path(f"/proc/{children[0] if children else pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     assert fields["Uid"].split()[0] == "10001"
     assert int(fields["CapEff"].strip(), 16) == 0 and int(fields["CapBnd"].strip(), 16) == 0
@@ -84,10 +86,8 @@ def test_a_crash_is_reported_with_its_exit_code(runtime: PodmanRuntime,
                                                 hello_image: str) -> None:
     inst = runtime.start(spec(hello_image, env={"ALLOW_CRASH": "1"}))
     wait_until(lambda: httpx.get(f"http://{inst.address}/").status_code == 200, 10, "http")
-    try:
+    with contextlib.suppress(httpx.HTTPError):
         httpx.get(f"http://{inst.address}/crash", timeout=2)
-    except httpx.HTTPError:
-        pass
     wait_until(lambda: runtime.instances()[0].state == "exited", 10, "exit")
     assert runtime.instances()[0].exit_code == 3
 
@@ -95,10 +95,10 @@ def test_a_crash_is_reported_with_its_exit_code(runtime: PodmanRuntime,
 def test_memory_limit_is_enforced(runtime: PodmanRuntime, hello_image: str) -> None:
     inst = runtime.start(spec(hello_image, memory_mb=16))
     pid = inspect(runtime, inst.name)["State"]["Pid"]
-    cgroup = open(f"/proc/{pid}/cgroup").read()
+    cgroup = Path(f"/proc/{pid}/cgroup").read_text()
     memory_path = next(line.split(":", 2)[2] for line in cgroup.splitlines()
                        if ":memory:" in line)
-    limit = int(open(f"/sys/fs/cgroup/memory{memory_path}/memory.limit_in_bytes").read())
+    limit = int(Path(f"/sys/fs/cgroup/memory{memory_path}/memory.limit_in_bytes").read_text())
     assert limit == 16 * 1024 * 1024
 
 

@@ -17,7 +17,7 @@ from tests.support.services import free_port
 
 
 class Named(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         body = f"{self.server.server_address[1]} {self.headers['Host']}".encode()  # type: ignore[index]
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))

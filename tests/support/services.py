@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pwd
 import shutil
@@ -15,8 +14,6 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[2]
-HELLO_SRC = ROOT / "examples" / "hello"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cove-tests"
 
 
 def free_port() -> int:
@@ -32,7 +29,7 @@ def wait_until(check, timeout: float = 30, what: str = "condition") -> None:  # 
         try:
             if check():
                 return
-        except Exception as err:  # noqa: BLE001 - keep polling until the deadline
+        except Exception as err:
             last = err
         time.sleep(0.1)
     raise TimeoutError(f"timed out waiting for {what}: {last}")
@@ -47,31 +44,15 @@ def run(*args: str, env: dict[str, str] | None = None, input: str | None = None,
     return proc
 
 
-def hello_binary() -> Path:
-    """The example app as a static binary, built once per source change."""
-    digest = hashlib.sha256(b"".join(
-        p.read_bytes() for p in sorted(HELLO_SRC.glob("*")) if p.is_file())).hexdigest()[:12]
-    out = CACHE / f"hello-{digest}"
-    if not out.exists():
-        CACHE.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-trimpath", GOTOOLCHAIN="local")
-        subprocess.run(["go", "build", "-ldflags=-s -w", "-o", f"{out}.tmp", "."],
-                       cwd=HELLO_SRC, env=env, check=True, capture_output=True)
-        os.replace(str(out) + ".tmp", out)
-    return out
+def hello_binary_path() -> Path:
+    """The example app's static binary, as the image build script cached it."""
+    build = run(str(ROOT / "scripts" / "build-example-image"), "--binary-only")
+    return Path(build.stdout.strip())
 
 
 def build_hello_image(tag: str) -> None:
-    """A scratch image holding only the static example binary (no base image needed)."""
-    binary = hello_binary()
-    container = run("buildah", "from", "scratch").stdout.strip()
-    try:
-        run("buildah", "copy", "--chmod", "0755", container, str(binary), "/hello")
-        run("buildah", "config", "--cmd", '["/hello"]', "--port", "8000",
-            "--user", "10001:10001", container)
-        run("buildah", "commit", "--quiet", container, tag)
-    finally:
-        subprocess.run(["buildah", "rm", container], capture_output=True)
+    """The example app's image, built by the same script `make run` uses."""
+    run(str(ROOT / "scripts" / "build-example-image"), tag)
 
 
 def push(local_tag: str, dest: str, creds: str | None = None) -> None:

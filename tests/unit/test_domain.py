@@ -28,7 +28,7 @@ def test_good_names(name: str) -> None:
 def test_bad_names_say_what_to_use(name: str) -> None:
     with pytest.raises(Invalid) as err:
         check_name("app", name)
-    assert name == "admin" and "reserved" in str(err.value) or "lowercase" in str(err.value)
+    assert (name == "admin" and "reserved" in str(err.value)) or "lowercase" in str(err.value)
 
 
 def test_hostnames() -> None:
@@ -64,7 +64,7 @@ def test_template_round_trips_and_rejects_weakening() -> None:
         parse_template({**TEMPLATE, "network": {"default": "allow"}})
     with pytest.raises(Invalid, match="non-root"):
         parse_template({**TEMPLATE, "security": {"run_as_uid": 0}})
-    with pytest.raises(Invalid, match="quota.apps"):
+    with pytest.raises(Invalid, match=r"quota\.apps"):
         parse_template({**TEMPLATE, "quota": {**TEMPLATE["quota"], "apps": -1}})
 
 

@@ -6,7 +6,6 @@ import getpass
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -14,13 +13,12 @@ from cove.cli.client import ApiError, Client, Profile
 from cove.cli.output import emit_json, header, pairs, table
 
 
-
 class DefaultGroup(TyperGroup):
     """A group whose first word may be omitted: `cove config APP` means `cove config show APP`."""
 
     default = "list"
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ("--help", "-h")):
             args = [self.default, *args]
         return super().parse_args(ctx, args)

@@ -152,7 +152,7 @@ def set_quota(ctx: Context, user: User, space_name: str, changes: dict[str, int]
         record["quota"] = quota
         parsed = parse_template(record)
         uow.spaces.set_template(space.id, record)
-        uow.audit.add(space.id, user.name, "space.quota", space_name, changes)  # type: ignore[arg-type]
+        uow.audit.add(space.id, user.name, "space.quota", space_name, dict(changes))
         uow.commit()
     return parsed.quota
 

@@ -38,6 +38,12 @@ def _formation_json(formation: dict[str, Process]) -> dict[str, Any]:
     return {k: {"count": p.count, "size": p.size} for k, p in formation.items()}
 
 
+def _new_id(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 class _Repo:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -51,7 +57,7 @@ class SqlUsers(_Repo):
         created = now()
         result = self.conn.execute(t.users.insert().values(
             name=name, password_hash=password_hash, is_admin=is_admin, created_at=created))
-        return User(result.inserted_primary_key[0], name, password_hash, is_admin, created)
+        return User(_new_id(result), name, password_hash, is_admin, created)
 
     def get(self, user_id: int) -> User | None:
         row = self._one(t.users.select().where(t.users.c.id == user_id))
@@ -84,7 +90,7 @@ class SqlSpaces(_Repo):
         created = now()
         result = self.conn.execute(t.spaces.insert().values(
             name=name, owner_id=owner_id, template=template, created_at=created))
-        return Space(result.inserted_primary_key[0], name, owner_id, template, created)
+        return Space(_new_id(result), name, owner_id, template, created)
 
     def by_name(self, name: str) -> Space | None:
         row = self._one(t.spaces.select().where(t.spaces.c.name == name))
@@ -156,7 +162,7 @@ class SqlApps(_Repo):
 
     def add(self, app: App) -> App:
         result = self.conn.execute(t.apps.insert().values(**self._values(app)))
-        app.id = result.inserted_primary_key[0]
+        app.id = _new_id(result)
         return app
 
     def get(self, space_id: int, name: str) -> App | None:
@@ -199,7 +205,7 @@ class SqlReleases(_Repo):
             "description", "created_by", "created_at")}
         result = self.conn.execute(t.releases.insert().values(**values))
         got = self.get(release.app_id, release.version)
-        assert got is not None and got.id == result.inserted_primary_key[0]
+        assert got is not None and got.id == _new_id(result)
         return got
 
     def get(self, app_id: int, version: int) -> Release | None:
@@ -220,7 +226,7 @@ class SqlReleases(_Repo):
 class SqlDomains(_Repo):
     def add(self, app_id: int, hostname: str) -> DomainName:
         result = self.conn.execute(t.domains.insert().values(app_id=app_id, hostname=hostname))
-        return DomainName(result.inserted_primary_key[0], app_id, hostname)
+        return DomainName(_new_id(result), app_id, hostname)
 
     def by_hostname(self, hostname: str) -> DomainName | None:
         row = self._one(t.domains.select().where(t.domains.c.hostname == hostname))

@@ -47,6 +47,15 @@ def migrate(engine: Engine) -> None:
 
 
 class SqlUnitOfWork:
+    users: r.SqlUsers
+    tokens: r.SqlTokens
+    spaces: r.SqlSpaces
+    memberships: r.SqlMemberships
+    apps: r.SqlApps
+    releases: r.SqlReleases
+    domains: r.SqlDomains
+    audit: r.SqlAudit
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._conn: Connection | None = None
@@ -65,15 +74,15 @@ class SqlUnitOfWork:
         self.audit = r.SqlAudit(conn)
         return self
 
-    def __exit__(self, exc_type: object, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._conn is not None
         try:
             self._conn.rollback()  # no-op after commit; undoes anything uncommitted
         finally:
             self._conn.close()
             self._conn = None
-        if isinstance(exc[0], IntegrityError):
-            raise Conflict("that name is already taken: choose another") from exc[0]
+        if isinstance(exc, IntegrityError):
+            raise Conflict("that name is already taken: choose another") from exc
 
     def commit(self) -> None:
         assert self._conn is not None

@@ -1,0 +1,49 @@
+"""Shared set-up for benchmarks: the example image and a podman runtime of their own."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.support.services import build_hello_image, hello_binary_path
+
+from cove.adapters.runtime.local.engine import Engine
+from cove.adapters.runtime.local.podman import PodmanRuntime
+from cove.adapters.runtime.logs import FileLogs
+from cove.ports.runtime import InstanceSpec
+
+IMAGE = "localhost/cove-bench/hello:latest"
+
+
+def prepare() -> tuple[PodmanRuntime, Path]:
+    build_hello_image(IMAGE)
+    work = Path(tempfile.mkdtemp(prefix="cove-bench-"))
+    runtime = PodmanRuntime(Engine(work / "engine"), FileLogs(work / "logs"),
+                            install=secrets.token_hex(3), grace_seconds=2)
+    return runtime, work
+
+
+def spec(index: int, space: str = "bench", memory_mb: int = 128) -> InstanceSpec:
+    return InstanceSpec(space=space, app="hello", app_id=1, process="web", index=index,
+                        release=1, image=IMAGE, command=None, env={"PORT": "8000"},
+                        memory_mb=memory_mb, cpu_millis=500, pids=128, run_as_uid=10001,
+                        tmp_size_mb=16)
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"median": round(statistics.median(ordered), 4), "min": round(ordered[0], 4),
+            "max": round(ordered[-1], 4), "n": len(ordered)}
+
+
+def emit(name: str, data: dict[str, Any]) -> None:
+    json.dump({"benchmark": name, **data}, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+__all__ = ["IMAGE", "emit", "hello_binary_path", "prepare", "spec", "summary"]
