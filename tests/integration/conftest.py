@@ -16,19 +16,8 @@ from cove.ports.runtime import InstanceSpec
 def runtime(tmp_path: Path) -> Iterator[PodmanRuntime]:
     rt = PodmanRuntime(Engine(tmp_path / "engine"), FileLogs(tmp_path / "logs"),
                        install=secrets.token_hex(3), grace_seconds=2)
-    spaces: set[str] = set()
-    original = rt.ensure_space
-
-    def track(space: str) -> None:
-        spaces.add(space)
-        original(space)
-
-    rt.ensure_space = track  # type: ignore[method-assign]
     yield rt
-    for inst in rt.instances():
-        rt.stop(inst.name, 1)
-    for space in spaces:
-        rt.remove_space(space)
+    rt.remove_everything(1)
 
 
 def spec(image: str, space: str = "alice", app: str = "hello", index: int = 1,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -71,6 +73,27 @@ def test_spaces_cannot_reach_each_other_but_a_space_reaches_itself(
     assert "error" in exec_in(runtime, stranger.name, "/hello", "fetch", url)
 
 
+def test_instances_reach_dns_but_not_the_hosts_own_services(runtime: PodmanRuntime,
+                                                             hello_image: str) -> None:
+    host_service = ThreadingHTTPServer(("0.0.0.0", 0), SimpleHTTPRequestHandler)
+    threading.Thread(target=host_service.serve_forever, daemon=True).start()
+    try:
+        target = runtime.start(spec(hello_image, space="alice"))
+        probe = runtime.start(spec(hello_image, space="alice", app="probe"))
+        wait_until(lambda: httpx.get(f"http://{target.address}/").status_code == 200, 10, "up")
+        network = json.loads(runtime.engine.run(
+            "network", "inspect", f"cove-{runtime.install}-alice").stdout)[0]
+        gateway = network["subnets"][0]["gateway"]
+        port = host_service.server_address[1]
+        assert "error" in exec_in(runtime, probe.name, "/hello", "fetch",
+                                  f"http://{gateway}:{port}/")
+        # the space's DNS still answers: instances find each other by name
+        by_name = f"http://{container_name(runtime.install, target.name)}:8000/"
+        assert exec_in(runtime, probe.name, "/hello", "fetch", by_name).startswith("200")
+    finally:
+        host_service.shutdown()
+
+
 def test_stop_sends_sigterm_and_logs_outlive_the_container(runtime: PodmanRuntime,
                                                            hello_image: str) -> None:
     inst = runtime.start(spec(hello_image))
@@ -112,3 +135,23 @@ def test_unknown_image_fails_cleanly(runtime: PodmanRuntime) -> None:
     else:
         raise AssertionError("starting a missing image should fail")
     assert runtime.instances() == []
+
+
+def test_many_instances_of_the_shared_uid_start_side_by_side(runtime: PodmanRuntime,
+                                                             hello_image: str) -> None:
+    # All instances run as the same uid; a per-uid process limit would let one tenant's
+    # instances starve everyone else's. The pids cgroup limits each instance instead.
+    started = [runtime.start(spec(hello_image, app=f"app{n}", pids=32)) for n in range(6)]
+    for inst in started:
+        wait_until(lambda i=inst: httpx.get(f"http://{i.address}/").status_code == 200,  # type: ignore[misc]
+                   10, inst.name)
+    assert {i.state for i in runtime.instances()} == {"running"}
+
+
+def test_the_pids_limit_stops_a_fork_bomb_inside_one_instance(runtime: PodmanRuntime,
+                                                              hello_image: str) -> None:
+    inst = runtime.start(spec(hello_image, pids=16))
+    data = inspect(runtime, inst.name)
+    lines = Path(f"/proc/{data['State']['Pid']}/cgroup").read_text().splitlines()
+    path = next(line.split(":", 2)[2] for line in lines if ":pids:" in line)
+    assert Path(f"/sys/fs/cgroup/pids{path}/pids.max").read_text().strip() == "16"

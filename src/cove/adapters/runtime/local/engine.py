@@ -12,7 +12,7 @@ CONTAINERS_CONF = """\
 # Written by Cove: the engine settings its instances need on this host.
 [containers]
 init_path = "{init}"
-default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+default_ulimits = ["nofile=4096:4096", "nproc=32768:32768"]
 log_driver = "k8s-file"
 
 [engine]

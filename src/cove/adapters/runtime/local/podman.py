@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from cove.adapters.runtime.local.engine import Engine, EngineError
+from cove.adapters.runtime.local.firewall import HostFirewall
 from cove.adapters.runtime.local.spec import (
     LABEL,
     container_name,
@@ -21,11 +23,16 @@ from cove.domain.errors import DeployFailed
 from cove.ports.runtime import Instance, InstanceSpec
 
 
+# No higher than the engine's own hard limit: without CAP_SYS_RESOURCE it cannot raise it.
+NPROC = min(32768, resource.getrlimit(resource.RLIMIT_NPROC)[1])
+
+
 class PodmanRuntime:
     def __init__(self, engine: Engine, logs: FileLogs, install: str,
                  grace_seconds: int = 10) -> None:
         self.engine = engine
         self.install = install
+        self.firewall = HostFirewall(install)
         self.logs = logs
         self.grace_seconds = grace_seconds
 
@@ -33,27 +40,36 @@ class PodmanRuntime:
 
     def ensure_space(self, space: str) -> None:
         name = network_name(self.install, space)
-        if self.engine.run("network", "exists", name, check=False).returncode == 0:
-            return
-        # isolate=true: netavark drops traffic between isolated bridges, so spaces
-        # cannot reach each other; the host (the router) still reaches every space.
-        self.engine.run("network", "create", "--opt", "isolate=true",
-                        "--label", f"{LABEL}={self.install}", "--label", f"cove.space={space}",
-                        name)
+        if self.engine.run("network", "exists", name, check=False).returncode != 0:
+            # isolate=true: netavark drops traffic between isolated bridges, so spaces
+            # cannot reach each other; the host (the router) still reaches every space.
+            self.engine.run("network", "create", "--opt", "isolate=true",
+                            "--label", f"{LABEL}={self.install}",
+                            "--label", f"cove.space={space}", name)
+        self.firewall.guard(self._interface(name))
+
+    def _interface(self, network: str) -> str:
+        return self.engine.run("network", "inspect", "--format", "{{.NetworkInterface}}",
+                               network).stdout.strip()
 
     def remove_space(self, space: str) -> None:
-        self.engine.run("network", "rm", "--force", network_name(self.install, space),
-                        check=False)
+        name = network_name(self.install, space)
+        if self.engine.run("network", "exists", name, check=False).returncode == 0:
+            self.firewall.release(self._interface(name))
+        self.engine.run("network", "rm", "--force", name, check=False)
 
     def remove_everything(self, grace_seconds: int = 5) -> int:
         """Stop every instance and remove every network of this installation."""
         instances = self.instances()
         for inst in instances:
             self.stop(inst.name, grace_seconds)
-        nets = self.engine.run("network", "ls", "--quiet", "--filter",
+        nets = self.engine.run("network", "ls", "--format", "{{.Name}}", "--filter",
                                f"label={LABEL}={self.install}").stdout.split()
+        for net in nets:
+            self.firewall.release(self._interface(net))
         if nets:
             self.engine.run("network", "rm", "--force", *nets, check=False)
+        self.firewall.remove()
         return len(instances)
 
     # -- instances --------------------------------------------------------------------------
@@ -68,7 +84,8 @@ class PodmanRuntime:
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(env_file_text(spec.env))
-            args = run_args(self.install, spec, Path(env_path), log_path, self.grace_seconds)
+            args = run_args(self.install, spec, Path(env_path), log_path, self.grace_seconds,
+                            nproc=NPROC)
             try:
                 self.engine.run(*args)
             except EngineError as err:

@@ -37,7 +37,8 @@ def labels(install: str, spec: InstanceSpec) -> dict[str, str]:
 
 
 def run_args(install: str, spec: InstanceSpec, env_file: Path, log_path: Path,
-             grace_seconds: int = 10, log_max_bytes: int = 1_000_000) -> list[str]:
+             grace_seconds: int = 10, log_max_bytes: int = 1_000_000,
+             nproc: int = 32768) -> list[str]:
     """`podman run` arguments matching Kubernetes Pod Security "restricted"."""
     args = [
         "run", "--detach", "--pull=never",
@@ -57,7 +58,9 @@ def run_args(install: str, spec: InstanceSpec, env_file: Path, log_path: Path,
         "--cpus", f"{spec.cpu_millis / 1000:g}",
         "--pids-limit", str(spec.pids),
         "--ulimit", "nofile=4096:4096",
-        "--ulimit", f"nproc={max(spec.pids, 64)}:{max(spec.pids, 64)}",
+        # RLIMIT_NPROC counts every process of a uid on the host, and all instances share
+        # one uid: keep it out of the way; the pids cgroup limits each instance instead.
+        "--ulimit", f"nproc={nproc}:{nproc}",
         "--stop-timeout", str(grace_seconds),
         "--log-driver", "k8s-file",
         "--log-opt", f"path={log_path}",

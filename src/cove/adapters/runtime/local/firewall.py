@@ -1,0 +1,47 @@
+"""Keeps instances off the host: a space's bridge may reach the host only for DNS.
+
+netavark's isolate option already stops traffic between spaces (FORWARD); this adds
+the INPUT side, so an instance cannot reach services that listen on the host's
+addresses (its gateway IP included). Replies to connections the host opened (the
+router's, the health checks') still pass.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+
+class HostFirewall:
+    def __init__(self, install: str, binary: str = "iptables") -> None:
+        self.chain = f"COVE-{install}-HOST"
+        self.binary = shutil.which(binary) or binary
+
+    def _ipt(self, *args: str) -> bool:
+        proc = subprocess.run([self.binary, "-w", *args], capture_output=True, text=True)
+        return proc.returncode == 0
+
+    def _ensure_chain(self) -> None:
+        if self._ipt("-S", self.chain):
+            return
+        self._ipt("-N", self.chain)
+        for rule in (["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
+                     ["-p", "udp", "--dport", "53", "-j", "ACCEPT"],
+                     ["-p", "tcp", "--dport", "53", "-j", "ACCEPT"],
+                     ["-j", "DROP"]):
+            self._ipt("-A", self.chain, *rule)
+
+    def guard(self, interface: str) -> None:
+        self._ensure_chain()
+        jump = ["INPUT", "-i", interface, "-j", self.chain]
+        if not self._ipt("-C", *jump):
+            self._ipt("-I", *jump)
+
+    def release(self, interface: str) -> None:
+        while self._ipt("-D", "INPUT", "-i", interface, "-j", self.chain):
+            pass
+
+    def remove(self) -> None:
+        """Drop the chain once no bridge jumps to it any more."""
+        self._ipt("-F", self.chain)
+        self._ipt("-X", self.chain)
