@@ -16,6 +16,7 @@ from tests.support.services import (
     push,
     start_postgres,
     start_registry,
+    write_htpasswd,
 )
 
 HELLO_TAG = "localhost/cove-test/hello:latest"
@@ -40,6 +41,20 @@ def hello_image() -> str:
 def registry(workdir: Path, hello_image: str) -> Iterator[Registry]:
     reg = start_registry(workdir / "registry")
     push(hello_image, f"{reg.host}/examples/hello:1")
+    yield reg
+    reg.stop()
+
+
+PRIVATE_CREDS = ("deployer", "s3cret-pass")
+
+
+@pytest.fixture(scope="session")
+def private_registry(workdir: Path, hello_image: str) -> Iterator[Registry]:
+    """A registry that wants basic auth (htpasswd) for every pull and push."""
+    htpasswd = workdir / "htpasswd"
+    write_htpasswd(htpasswd, *PRIVATE_CREDS)
+    reg = start_registry(workdir / "private-registry", htpasswd)
+    push(hello_image, f"{reg.host}/team/hello:1", creds=":".join(PRIVATE_CREDS))
     yield reg
     reg.stop()
 

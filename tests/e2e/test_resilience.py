@@ -7,12 +7,13 @@ import json
 from pathlib import Path
 
 from tests.support.cove import make_server
-from tests.support.services import Registry, wait_until
+from tests.support.services import Postgres, Registry, wait_until
 
 
-def test_apps_survive_the_broker_and_crashes_are_restarted(workdir: Path,
-                                                           registry: Registry) -> None:
-    cove = make_server(workdir / "resilience")
+def test_apps_survive_the_broker_and_crashes_are_restarted(workdir: Path, registry: Registry,
+                                                           postgres: Postgres) -> None:
+    # This broker keeps its state in PostgreSQL, the production store.
+    cove = make_server(workdir / "resilience", COVE_DATABASE_URL=postgres.url)
     cove.start()
     try:
         dora = cove.user("dora")

@@ -142,3 +142,27 @@ def test_bad_input_gets_clear_errors_and_leaves_nothing(cove: CoveServer,
     assert [i["release"] for i in ps(carol, "web")] == ["v1"]
     assert len(json.loads(carol.run("releases", "web", "--json").stdout)) == 1
     assert "FAIL_HEALTH" not in carol.run("config", "web").stdout
+
+
+def test_private_images_deploy_with_credentials(cove: CoveServer,
+                                                private_registry: Registry) -> None:
+    erin = cove.user("erin")
+    erin.signup()
+    erin.run("apps", "create", "secret")
+    image = f"{private_registry.host}/team/hello:1"
+    anonymous = erin.run("deploy", "secret", image, ok=False)
+    assert "refused by its registry" in anonymous.stderr
+    wrong = erin.run("deploy", "secret", image, "--username", "deployer", "--password-stdin",
+                     input="not-it\n", ok=False)
+    assert "check the credentials" in wrong.stderr
+    erin.run("deploy", "secret", image, "--username", "deployer", "--password-stdin",
+             input="s3cret-pass\n")
+    assert cove.app_get("secret-erin.localhost").status_code == 200
+    with erin.api() as api:  # the password is used for the pull, never stored or shown
+        assert "s3cret-pass" not in api.get("/v1/spaces/erin/apps/secret/releases").text
+
+
+def test_the_api_describes_itself(cove: CoveServer) -> None:
+    spec = httpx.get(f"{cove.url}/openapi.json").json()
+    assert spec["info"]["title"] == "Cove"
+    assert "/v1/spaces/{space}/apps/{app}/deploys" in spec["paths"]

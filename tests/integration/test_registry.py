@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,28 +10,12 @@ from cove.adapters.registry.images import RegistryResolver
 from cove.adapters.runtime.local.engine import Engine
 from cove.domain.errors import ImageError, Invalid
 from cove.ports.registry import Credentials
-from tests.support.services import (
-    Registry,
-    free_port,
-    push,
-    start_registry,
-    write_htpasswd,
-)
+from tests.support.services import Registry, free_port
 
 
 @pytest.fixture
 def resolver(tmp_path: Path) -> RegistryResolver:
     return RegistryResolver(Engine(tmp_path / "engine"), timeout=20)
-
-
-@pytest.fixture(scope="module")
-def private_registry(workdir: Path, hello_image: str) -> Iterator[Registry]:
-    htpasswd = workdir / "htpasswd"
-    write_htpasswd(htpasswd, "deployer", "s3cret-pass")
-    reg = start_registry(workdir / "private-registry", htpasswd)
-    push(hello_image, f"{reg.host}/team/hello:1", creds="deployer:s3cret-pass")
-    yield reg
-    reg.stop()
 
 
 def test_a_tag_resolves_to_a_pullable_digest(resolver: RegistryResolver,
