@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: run test deps stop lint unit bench
+.PHONY: run test deps stop lint unit bench k8s-build k8s-up k8s-down
 
 deps:
 	@scripts/install-deps
@@ -29,3 +29,14 @@ bench: deps
 	$(PYTHON) -m bench.router_overhead
 	$(PYTHON) -m bench.cold_start
 	$(PYTHON) -m bench.density
+
+# A real Kubernetes control plane (etcd, apiserver, controller-manager, scheduler, kwok)
+# built from Go modules; `eval "$$(scripts/k8s-testenv env)"` points kubectl at it.
+k8s-build:
+	@scripts/k8s-testenv build
+
+k8s-up:
+	@scripts/k8s-testenv up
+
+k8s-down:
+	@scripts/k8s-testenv down

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.k8s import ControlPlane, start_control_plane
 from tests.support.services import (
     Postgres,
     Registry,
@@ -64,3 +65,11 @@ def postgres(workdir: Path) -> Iterator[Postgres]:
     pg = start_postgres(workdir / "postgres")
     yield pg
     pg.stop()
+
+
+@pytest.fixture(scope="session")
+def control_plane(workdir: Path) -> Iterator[ControlPlane]:
+    """etcd, kube-apiserver, controller-manager, scheduler and kwok, once per session."""
+    plane = start_control_plane(workdir / "k8s")
+    yield plane
+    plane.down()

@@ -22,7 +22,6 @@ from cove.adapters.runtime.logs import FileLogs, parse_time
 from cove.domain.errors import DeployFailed
 from cove.ports.runtime import Instance, InstanceSpec
 
-
 # No higher than the engine's own hard limit: without CAP_SYS_RESOURCE it cannot raise it.
 NPROC = min(32768, resource.getrlimit(resource.RLIMIT_NPROC)[1])
 
