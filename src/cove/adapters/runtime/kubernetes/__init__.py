@@ -1,0 +1,1 @@
+"""Kubernetes runtime: spaces as secured namespaces, apps as Deployments."""

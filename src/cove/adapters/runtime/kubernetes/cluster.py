@@ -1,0 +1,267 @@
+"""Applies rendered manifests to a cluster with server-side apply (lightkube).
+
+The only module that talks to Kubernetes. lightkube was chosen for its typed,
+synchronous client, first-class server-side apply and small dependency set; its
+errors are mapped to Cove's domain errors here and nowhere else.
+
+Every applied object carries a hash of what Cove rendered for it, so a reconcile of
+an unchanged space reads but writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from lightkube import ApiError, Client
+from lightkube.codecs import from_dict, resource_registry
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Namespace, Pod
+
+from cove.adapters.runtime.kubernetes.render import (
+    AppSpec,
+    Manifest,
+    SpaceSpec,
+    app_manifests,
+    cluster_roles,
+    namespace_of,
+    space_manifests,
+)
+from cove.domain.errors import (
+    Conflict,
+    CoveError,
+    DeployFailed,
+    Forbidden,
+    Invalid,
+    NotFound,
+    QuotaExceeded,
+)
+
+FIELD_MANAGER = "cove"
+HASH = "cove.dev/applied-hash"
+# What an app consists of, for clean-up and garbage collection (kind -> lightkube class).
+APP_KINDS = ("Deployment", "Service", "Ingress", "PodDisruptionBudget", "Secret")
+
+
+class ClusterUnavailable(CoveError):
+    code = "cluster_unavailable"
+
+
+def digest(manifest: Manifest) -> str:
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:20]
+
+
+@contextmanager
+def domain_errors(what: str) -> Iterator[None]:
+    """Translate lightkube and transport errors into Cove's domain errors."""
+    try:
+        yield
+    except ApiError as err:
+        code, message = err.status.code, err.status.message or str(err)
+        if code == 403 and "exceeded quota" in message:
+            raise QuotaExceeded(f"{what}: the space's quota is exhausted ({message})") from err
+        if code == 403:
+            raise Forbidden(f"{what}: the cluster refused it ({message})") from err
+        if code == 404:
+            raise NotFound(f"{what}: not found in the cluster") from err
+        if code == 409:
+            raise Conflict(f"{what}: conflict in the cluster ({message})") from err
+        if code in (400, 422):
+            raise Invalid(f"{what}: the cluster rejected it ({message})") from err
+        raise ClusterUnavailable(f"{what}: the cluster answered {code}: {message}") from err
+    except httpx.TransportError as err:
+        raise ClusterUnavailable(f"{what}: the cluster is unreachable ({err}); running apps "
+                                 "are unaffected, try again later") from err
+
+
+@dataclass
+class Counters:
+    requests: int = 0
+    writes: int = 0
+
+
+class KubernetesCluster:
+    def __init__(self, client: Client, *, router_namespace: str = "ingress-nginx") -> None:
+        self.client = client
+        self.router_namespace = router_namespace
+        self.counters = Counters()
+
+    # -- applying ---------------------------------------------------------------------------
+
+    def _current_hashes(self, manifests: list[Manifest]) -> dict[tuple[str, str, str], str]:
+        """One list call per kind and namespace: what Cove applied last time."""
+        seen: dict[tuple[str, str, str], str] = {}
+        groups = {(m["kind"], m["apiVersion"], m["metadata"].get("namespace")) for m in manifests}
+        for kind, api_version, ns in groups:
+            res: Any = resource_registry.load(api_version, kind)
+            self.counters.requests += 1
+            selector: dict[str, Any] = {"app.kubernetes.io/managed-by": "cove"}
+            try:
+                found = (self.client.list(res, namespace=ns, labels=selector) if ns
+                         else self.client.list(res, labels=selector))
+                obj: Any
+                for obj in found:
+                    annotations = obj.metadata.annotations or {}
+                    seen[(kind, ns or "", obj.metadata.name)] = annotations.get(HASH, "")
+            except ApiError as err:
+                if err.status.code != 404:  # a namespace not created yet lists as empty
+                    raise
+        return seen
+
+    def apply(self, manifests: list[Manifest], what: str) -> int:
+        """Server-side apply what changed; return the number of writes."""
+        writes = 0
+        with domain_errors(what):
+            current = self._current_hashes(manifests)
+            for manifest in manifests:
+                want = digest(manifest)
+                meta = manifest["metadata"]
+                key = (manifest["kind"], meta.get("namespace") or "", meta["name"])
+                if current.get(key) == want:
+                    continue
+                stamped = {**manifest, "metadata": {
+                    **meta, "annotations": {**meta.get("annotations", {}), HASH: want}}}
+                self.counters.requests += 1
+                self.client.apply(from_dict(stamped), field_manager=FIELD_MANAGER, force=True)
+                writes += 1
+        self.counters.writes += writes
+        return writes
+
+    # -- spaces -----------------------------------------------------------------------------
+
+    def ensure_cluster_roles(self) -> int:
+        return self.apply(cluster_roles(), "installing Cove's cluster roles")
+
+    def provision_space(self, spec: SpaceSpec) -> int:
+        return self.apply(space_manifests(spec), f"provisioning space {spec.name!r}")
+
+    def remove_space(self, space: str, wait: float = 0) -> None:
+        with domain_errors(f"removing space {space!r}"):
+            try:
+                self.counters.requests += 1
+                self.client.delete(Namespace, namespace_of(space))
+            except ApiError as err:
+                if err.status.code != 404:
+                    raise
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:
+                    self.client.get(Namespace, namespace_of(space))
+                except ApiError as err:
+                    if err.status.code == 404:
+                        return
+                    raise
+                time.sleep(0.5)
+
+    # -- apps -------------------------------------------------------------------------------
+
+    def deploy(self, spec: AppSpec, previous: AppSpec | None, timeout: float) -> None:
+        """Apply an app's release and wait for its rollout; on failure restore `previous`."""
+        what = f"deploying {spec.app!r} v{spec.release}"
+        self.apply(app_manifests(spec), what)
+        try:
+            self.wait_rollout(spec, timeout)
+        except DeployFailed:
+            if previous is not None:
+                self.apply(app_manifests(previous), f"restoring {spec.app!r} v{previous.release}")
+            else:
+                self.remove_app(spec.space, spec.app)
+            raise
+        self.prune(spec)
+
+    def wait_rollout(self, spec: AppSpec, timeout: float) -> None:
+        ns = namespace_of(spec.space)
+        deadline = time.monotonic() + timeout
+        pending = {f"{spec.app}-{p.name}" for p in spec.processes}
+        reason = "no progress"
+        with domain_errors(f"waiting for {spec.app!r}"):
+            while pending:
+                for name in sorted(pending):
+                    self.counters.requests += 1
+                    dep = self.client.get(Deployment, name, namespace=ns)
+                    ok, reason = _rolled_out(dep)
+                    if ok:
+                        pending.discard(name)
+                    elif reason.startswith("failed"):
+                        raise DeployFailed(f"{spec.app} v{spec.release} {reason}; the previous "
+                                           "release keeps serving")
+                if pending and time.monotonic() > deadline:
+                    raise DeployFailed(f"{spec.app} v{spec.release} did not become ready within "
+                                       f"{timeout:.0f}s ({reason}); the previous release keeps "
+                                       "serving")
+                if pending:
+                    time.sleep(0.5)
+
+    def prune(self, spec: AppSpec) -> None:
+        """Delete what an app no longer has: old release secrets, removed process types."""
+        ns = namespace_of(spec.space)
+        keep = {(m["kind"], m["metadata"]["name"]) for m in app_manifests(spec)}
+        with domain_errors(f"cleaning up {spec.app!r}"):
+            for kind in APP_KINDS:
+                res = _kind(kind)
+                self.counters.requests += 1
+                for obj in self.client.list(res, namespace=ns, labels={"cove.dev/app": spec.app}):
+                    name = obj.metadata.name
+                    release = (obj.metadata.labels or {}).get("app.kubernetes.io/version", "")
+                    if (kind, name) in keep:
+                        continue
+                    if kind == "Secret" and _version(release) >= spec.release - 2:
+                        continue  # recent releases' config stays for a quick rollback
+                    self.counters.requests += 1
+                    self.client.delete(res, name, namespace=ns)
+
+    def remove_app(self, space: str, app: str) -> None:
+        ns = namespace_of(space)
+        with domain_errors(f"removing {app!r}"):
+            for kind in APP_KINDS:
+                res = _kind(kind)
+                self.counters.requests += 1
+                for obj in self.client.list(res, namespace=ns, labels={"cove.dev/app": app}):
+                    self.counters.requests += 1
+                    self.client.delete(res, obj.metadata.name, namespace=ns)
+
+    def pods(self, space: str, app: str) -> list[Pod]:
+        with domain_errors(f"listing {app!r}"):
+            self.counters.requests += 1
+            return list(self.client.list(Pod, namespace=namespace_of(space),
+                                         labels={"cove.dev/app": app}))
+
+
+def _kind(kind: str) -> Any:
+    from lightkube.resources import apps_v1, core_v1, networking_v1, policy_v1
+
+    return {"Deployment": apps_v1.Deployment, "Service": core_v1.Service,
+            "Ingress": networking_v1.Ingress, "Secret": core_v1.Secret,
+            "PodDisruptionBudget": policy_v1.PodDisruptionBudget}[kind]
+
+
+def _version(label: str) -> int:
+    return int(label[1:]) if label.startswith("v") and label[1:].isdigit() else 0
+
+
+def _rolled_out(dep: Deployment) -> tuple[bool, str]:
+    """Mirror `kubectl rollout status`: (done, why not)."""
+    status, spec = dep.status, dep.spec
+    if status is None or spec is None or dep.metadata is None:
+        return False, "no status yet"
+    if (status.observedGeneration or 0) < (dep.metadata.generation or 0):
+        return False, "waiting for the controller"
+    for cond in status.conditions or []:
+        if cond.type == "Progressing" and cond.reason == "ProgressDeadlineExceeded":
+            return False, f"failed: {cond.message}"
+    want = spec.replicas if spec.replicas is not None else 1
+    updated, ready = status.updatedReplicas or 0, status.readyReplicas or 0
+    available, total = status.availableReplicas or 0, status.replicas or 0
+    if updated < want:
+        return False, f"{updated} of {want} instances updated"
+    if total > updated:
+        return False, f"{total - updated} old instances still terminating"
+    if available < want or ready < want:
+        return False, f"{ready} of {want} instances ready"
+    return True, "ready"

@@ -1,0 +1,295 @@
+"""Pure rendering of Cove's objects into Kubernetes manifests (snapshot-tested).
+
+Applying is the adapter's job (server-side apply, field manager "cove"); nothing here
+does I/O, so what Cove sends to a cluster can be read and tested on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cove.domain.roles import Role
+from cove.domain.sizes import Size
+from cove.domain.template import SpaceTemplate
+
+Manifest = dict[str, Any]
+MANAGED = {"app.kubernetes.io/managed-by": "cove"}
+PSA = "pod-security.kubernetes.io"
+APP_SA = "cove-app"
+PORT = 8000
+CLUSTER_ROLE = {Role.ADMIN: "cove-admin", Role.DEVELOPER: "cove-developer",
+                Role.VIEWER: "cove-viewer"}
+
+
+def namespace_of(space: str) -> str:
+    return f"cove-{space}"
+
+
+def _meta(name: str, namespace: str | None = None, labels: dict[str, str] | None = None,
+          annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": {**MANAGED, **(labels or {})}}
+    if namespace:
+        meta["namespace"] = namespace
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def _mem(mb: int) -> str:
+    return f"{mb}Mi"
+
+
+def _cpu(millis: int) -> str:
+    return f"{millis}m"
+
+
+# -- cluster-wide ---------------------------------------------------------------------------
+
+_READ = ["get", "list", "watch"]
+_WRITE = ["create", "update", "patch", "delete", "deletecollection"]
+_WORKLOADS = [
+    ("", ["pods", "services", "endpoints", "configmaps", "persistentvolumeclaims"]),
+    ("apps", ["deployments", "replicasets", "statefulsets"]),
+    ("batch", ["jobs", "cronjobs"]),
+    ("networking.k8s.io", ["ingresses"]),
+    ("policy", ["poddisruptionbudgets"]),
+    ("autoscaling", ["horizontalpodautoscalers"]),
+]
+# What a tenant may look at but never change: the space's guard rails.
+_GUARD_RAILS = [
+    ("", ["resourcequotas", "limitranges", "serviceaccounts", "events"]),
+    ("networking.k8s.io", ["networkpolicies"]),
+    ("events.k8s.io", ["events"]),
+]
+
+
+def cluster_roles() -> list[Manifest]:
+    """The roles space members are bound to. None grants escalate, bind or impersonate,
+    and none may write quotas, limit ranges, network policies, role bindings or namespaces."""
+    viewer = [{"apiGroups": [g], "resources": r, "verbs": _READ}
+              for g, r in _WORKLOADS + _GUARD_RAILS]
+    viewer.append({"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list"]})
+    developer = viewer + [{"apiGroups": [g], "resources": r, "verbs": _WRITE}
+                          for g, r in _WORKLOADS]
+    developer += [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": _READ + _WRITE},
+        {"apiGroups": [""], "resources": ["pods/exec", "pods/portforward", "pods/attach"],
+         "verbs": ["create", "get"]},
+    ]
+    admin = developer + [{"apiGroups": ["rbac.authorization.k8s.io"],
+                          "resources": ["roles", "rolebindings"], "verbs": _READ}]
+    return [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": _meta(CLUSTER_ROLE[role]), "rules": rules}
+            for role, rules in ((Role.ADMIN, admin), (Role.DEVELOPER, developer),
+                                (Role.VIEWER, viewer))]
+
+
+# -- a space ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    name: str
+    template: SpaceTemplate
+    members: tuple[tuple[str, Role], ...] = ()
+    router_namespace: str = "ingress-nginx"
+    dns_namespace: str = "kube-system"
+
+
+def space_manifests(spec: SpaceSpec) -> list[Manifest]:
+    ns = namespace_of(spec.name)
+    quota, tpl = spec.template.quota, spec.template
+    default, biggest = tpl.sizes[tpl.default_size], tpl.sizes[tpl.max_size]
+    labels = {"cove.dev/space": spec.name}
+    out: list[Manifest] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, labels={
+            **labels,
+            f"{PSA}/enforce": "restricted", f"{PSA}/enforce-version": "latest",
+            f"{PSA}/audit": "restricted", f"{PSA}/warn": "restricted"})},
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta("cove-quota", ns),
+         "spec": {"hard": {
+             "pods": str(quota.instances),
+             "requests.cpu": _cpu(quota.cpu_millis), "limits.cpu": _cpu(quota.cpu_millis),
+             "requests.memory": _mem(quota.memory_mb), "limits.memory": _mem(quota.memory_mb),
+             "services": str(quota.apps), "services.nodeports": "0",
+             "services.loadbalancers": "0", "persistentvolumeclaims": "0",
+             "requests.storage": "0"}}},
+        {"apiVersion": "v1", "kind": "LimitRange", "metadata": _meta("cove-limits", ns),
+         "spec": {"limits": [{
+             "type": "Container",
+             "default": {"cpu": _cpu(default.cpu_millis), "memory": _mem(default.memory_mb)},
+             "defaultRequest": {"cpu": _cpu(default.cpu_millis),
+                                "memory": _mem(default.memory_mb)},
+             "max": {"cpu": _cpu(biggest.cpu_millis), "memory": _mem(biggest.memory_mb)}}]}},
+        _netpol(ns, "default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(APP_SA, ns),
+         "automountServiceAccountToken": False},
+    ]
+    if tpl.network.allow_same_space:
+        out.append(_netpol(ns, "allow-same-space", {
+            "podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"from": [{"podSelector": {}}]}],
+            "egress": [{"to": [{"podSelector": {}}]}]}))
+    if tpl.network.allow_from_router:
+        out.append(_netpol(ns, "allow-from-router", {
+            "podSelector": {}, "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": spec.router_namespace}}}],
+                "ports": [{"protocol": "TCP", "port": PORT}]}]}))
+    if tpl.network.allow_dns:
+        out.append(_netpol(ns, "allow-dns", {
+            "podSelector": {}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {
+                "kubernetes.io/metadata.name": spec.dns_namespace}}}],
+                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}))
+    for user, role in sorted(spec.members):
+        out.append({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": _meta(f"cove-member-{user}", ns, labels={"cove.dev/member": user}),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": CLUSTER_ROLE[role]},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": user}]})
+    return out
+
+
+def _netpol(ns: str, name: str, spec: dict[str, Any]) -> Manifest:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": _meta(name, ns), "spec": spec}
+
+
+# -- an app -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    command: list[str] | None
+    count: int
+    size: Size
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    space: str
+    app: str
+    release: int
+    image: str
+    config: dict[str, str]
+    processes: tuple[ProcessSpec, ...]
+    hostnames: tuple[str, ...]
+    health_path: str = "/"
+    health_timeout: int = 30
+    run_as_uid: int = 10001
+    tmp_size_mb: int = 64
+    grace_seconds: int = 10
+    ingress_class: str | None = "nginx"
+    extra_labels: dict[str, str] = field(default_factory=dict)
+
+
+def secret_name(app: str, release: int) -> str:
+    return f"{app}-v{release}-env"
+
+
+def app_labels(spec: AppSpec, process: str | None = None) -> dict[str, str]:
+    labels = {"app.kubernetes.io/name": spec.app, "app.kubernetes.io/instance": spec.app,
+              "app.kubernetes.io/part-of": spec.app, "cove.dev/app": spec.app}
+    if process:
+        labels |= {"app.kubernetes.io/component": process, "cove.dev/process": process}
+    return labels
+
+
+def app_manifests(spec: AppSpec) -> list[Manifest]:
+    ns = namespace_of(spec.space)
+    version = f"v{spec.release}"
+    out: list[Manifest] = [{
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque", "immutable": True,
+        "metadata": _meta(secret_name(spec.app, spec.release), ns,
+                          labels={**app_labels(spec), "app.kubernetes.io/version": version}),
+        "stringData": dict(sorted(spec.config.items()))}]
+    for proc in spec.processes:
+        out.append(_deployment(spec, proc, ns))
+    web = next((p for p in spec.processes if p.name == "web"), None)
+    if web is not None:
+        out.append({"apiVersion": "v1", "kind": "Service",
+                    "metadata": _meta(spec.app, ns, labels=app_labels(spec, "web")),
+                    "spec": {"type": "ClusterIP",
+                             "selector": {"cove.dev/app": spec.app, "cove.dev/process": "web"},
+                             "ports": [{"name": "http", "port": 80, "targetPort": PORT,
+                                        "protocol": "TCP"}]}})
+        ingress: dict[str, Any] = {"rules": [
+            {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+                "service": {"name": spec.app, "port": {"number": 80}}}}]}}
+            for host in spec.hostnames]}
+        if spec.ingress_class:
+            ingress["ingressClassName"] = spec.ingress_class
+        out.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                    "metadata": _meta(spec.app, ns, labels=app_labels(spec, "web")),
+                    "spec": ingress})
+        if web.count > 1:
+            out.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                        "metadata": _meta(spec.app, ns, labels=app_labels(spec, "web")),
+                        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {
+                            "cove.dev/app": spec.app, "cove.dev/process": "web"}}}})
+    return out
+
+
+def _deployment(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
+    version = f"v{spec.release}"
+    labels = app_labels(spec, proc.name)
+    env = [{"name": k, "value": v} for k, v in (
+        ("PORT", str(PORT)), ("APP_NAME", spec.app), ("COVE_SPACE", spec.space),
+        ("COVE_RELEASE", version), ("COVE_PROCESS", proc.name))]
+    resources = {"cpu": _cpu(proc.size.cpu_millis), "memory": _mem(proc.size.memory_mb)}
+    container: dict[str, Any] = {
+        "name": proc.name, "image": spec.image, "imagePullPolicy": "IfNotPresent",
+        "env": env,
+        "envFrom": [{"secretRef": {"name": secret_name(spec.app, spec.release)}}],
+        "resources": {"requests": resources, "limits": resources},
+        "securityContext": {"allowPrivilegeEscalation": False, "privileged": False,
+                            "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if proc.command:
+        container["command"] = proc.command
+    if proc.name == "web":
+        probe = {"httpGet": {"path": spec.health_path, "port": PORT}, "periodSeconds": 5,
+                 "timeoutSeconds": 2}
+        container["ports"] = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
+        container["readinessProbe"] = {**probe, "failureThreshold": 3}
+        container["livenessProbe"] = {**probe, "failureThreshold": 6,
+                                      "initialDelaySeconds": spec.health_timeout}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": _meta(f"{spec.app}-{proc.name}", ns,
+                          labels={**labels, "app.kubernetes.io/version": version},
+                          annotations={"cove.dev/release": version}),
+        "spec": {
+            "replicas": proc.count,
+            "revisionHistoryLimit": 5,
+            "progressDeadlineSeconds": max(spec.health_timeout * 2, 60),
+            "selector": {"matchLabels": {"cove.dev/app": spec.app,
+                                         "cove.dev/process": proc.name}},
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": {**labels, **MANAGED,
+                                        "app.kubernetes.io/version": version},
+                             "annotations": {"cove.dev/release": version}},
+                "spec": {
+                    "serviceAccountName": APP_SA,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "terminationGracePeriodSeconds": spec.grace_seconds,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": spec.run_as_uid,
+                                        "runAsGroup": spec.run_as_uid,
+                                        "fsGroup": spec.run_as_uid,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {
+                        "sizeLimit": _mem(spec.tmp_size_mb)}}],
+                },
+            },
+        },
+    }

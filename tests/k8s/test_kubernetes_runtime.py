@@ -1,0 +1,255 @@
+"""The Kubernetes runtime against the real control plane: secure spaces and apps."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import pytest
+import yaml
+from lightkube import ApiError, Client
+from lightkube.codecs import from_dict
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import (
+    LimitRange,
+    Namespace,
+    Pod,
+    ResourceQuota,
+    Secret,
+    Service,
+    ServiceAccount,
+)
+from lightkube.resources.networking_v1 import Ingress, NetworkPolicy
+from lightkube.resources.policy_v1 import PodDisruptionBudget
+from lightkube.resources.rbac_authorization_v1 import RoleBinding
+
+from cove.adapters.runtime.kubernetes.cluster import KubernetesCluster
+from cove.adapters.runtime.kubernetes.render import (
+    AppSpec,
+    ProcessSpec,
+    SpaceSpec,
+    namespace_of,
+)
+from cove.domain.errors import DeployFailed
+from cove.domain.roles import Role
+from cove.domain.sizes import Size
+from cove.domain.template import parse_template
+from cove.settings import DEFAULT_TEMPLATE
+from tests.support.k8s import ControlPlane
+
+TEMPLATE = parse_template(yaml.safe_load(DEFAULT_TEMPLATE.read_text()))
+SMALL = TEMPLATE.sizes["small"]
+
+
+@pytest.fixture(scope="module")
+def cluster(control_plane: ControlPlane) -> KubernetesCluster:
+    cluster = KubernetesCluster(control_plane.admin())
+    cluster.ensure_cluster_roles()
+    return cluster
+
+
+@pytest.fixture
+def space(cluster: KubernetesCluster) -> Iterator[Callable[..., str]]:
+    made: list[str] = []
+
+    def make(*members: tuple[str, Role]) -> str:
+        name = f"s{uuid.uuid4().hex[:8]}"
+        cluster.provision_space(SpaceSpec(name, TEMPLATE, tuple(members)))
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        cluster.remove_space(name)
+
+
+def app_spec(space: str, release: int = 1, web: int = 1, size: Size = SMALL,
+             config: dict[str, str] | None = None) -> AppSpec:
+    return AppSpec(space=space, app="hello", release=release,
+                   image="registry.test/hello@sha256:" + "a" * 64,
+                   config=config or {"GREETING": f"v{release}"},
+                   processes=(ProcessSpec("web", None, web, size),),
+                   hostnames=(f"hello-{space}.apps.test",), health_path="/healthz",
+                   health_timeout=20)
+
+
+def test_a_space_is_a_secured_namespace(cluster: KubernetesCluster,
+                                        space: Callable[..., str]) -> None:
+    name = space(("alice", Role.DEVELOPER))
+    ns = namespace_of(name)
+    client = cluster.client
+    labels = client.get(Namespace, ns).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/warn"] == "restricted"
+    assert labels["app.kubernetes.io/managed-by"] == "cove"
+    hard = client.get(ResourceQuota, "cove-quota", namespace=ns).spec.hard
+    assert hard["services.nodeports"] == "0" and hard["pods"] == "20"
+    assert hard["limits.memory"] == "4Gi"  # the server normalises 4096Mi
+    assert client.get(LimitRange, "cove-limits", namespace=ns).spec.limits[0].max["memory"] \
+        == "512Mi"
+    policies = {p.metadata.name for p in client.list(NetworkPolicy, namespace=ns)}
+    assert policies == {"default-deny", "allow-same-space", "allow-from-router", "allow-dns"}
+    assert client.get(ServiceAccount, "cove-app", namespace=ns) \
+        .automountServiceAccountToken is False
+    binding = client.get(RoleBinding, "cove-member-alice", namespace=ns)
+    assert binding.roleRef.name == "cove-developer"
+    assert all(b.roleRef.kind == "ClusterRole" for b in client.list(RoleBinding, namespace=ns))
+
+
+def test_reprovisioning_an_unchanged_space_writes_nothing(cluster: KubernetesCluster,
+                                                          space: Callable[..., str]) -> None:
+    name = space(("alice", Role.ADMIN))
+    spec = SpaceSpec(name, TEMPLATE, (("alice", Role.ADMIN),))
+    assert cluster.provision_space(spec) == 0
+    changed = replace(spec, members=(("alice", Role.ADMIN), ("bob", Role.VIEWER)))
+    assert cluster.provision_space(changed) == 1
+
+
+def as_user(control_plane: ControlPlane, name: str) -> Client:
+    return control_plane.user(name)
+
+
+def pod_manifest(ns: str, name: str, **security: object) -> dict[str, object]:
+    container: dict[str, object] = {
+        "name": "app", "image": "registry.test/x:1",
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}, **security},
+        "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
+            "spec": {"containers": [container]}}
+
+
+def refused(client: Client, manifest: dict[str, object]) -> str:
+    with pytest.raises(ApiError) as err:
+        client.create(from_dict(manifest))
+    assert err.value.status.code in (403, 422), err.value.status.message
+    return str(err.value.status.message)
+
+
+def test_members_are_confined_to_their_space(control_plane: ControlPlane,
+                                             cluster: KubernetesCluster,
+                                             space: Callable[..., str]) -> None:
+    mine = namespace_of(space(("dev1", Role.DEVELOPER)))
+    theirs = namespace_of(space(("other", Role.ADMIN)))
+    dev = as_user(control_plane, "dev1")
+    dev.create(from_dict(pod_manifest(mine, "ok")))  # a compliant pod in her own space
+    for attempt in (lambda: list(dev.list(Pod, namespace=theirs)),
+                    lambda: dev.get(Secret, "x", namespace=theirs),
+                    lambda: dev.create(from_dict(pod_manifest(theirs, "sneaky")))):
+        with pytest.raises(ApiError) as err:
+            attempt()
+        assert err.value.status.code == 403
+    refused(dev, {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                  "metadata": {"name": f"grab-{uuid.uuid4().hex[:6]}"},
+                  "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                              "name": "cluster-admin"},
+                  "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                                "name": "dev1"}]})
+
+
+def test_members_cannot_loosen_their_guard_rails(control_plane: ControlPlane,
+                                                 space: Callable[..., str]) -> None:
+    ns = namespace_of(space(("boss", Role.ADMIN)))
+    boss = as_user(control_plane, "boss")  # even the space's admin
+    patches = [
+        (ResourceQuota, "cove-quota", {"spec": {"hard": {"pods": "1000"}}}),
+        (LimitRange, "cove-limits", {"spec": {"limits": []}}),
+        (NetworkPolicy, "default-deny", {"spec": {"policyTypes": []}}),
+        (RoleBinding, "cove-member-boss", {"roleRef": {"name": "admin"}}),
+    ]
+    for res, name, patch in patches:
+        with pytest.raises(ApiError) as err:
+            boss.patch(res, name, patch, namespace=ns)
+        assert err.value.status.code == 403, res
+    with pytest.raises(ApiError) as label:
+        boss.patch(Namespace, ns, {"metadata": {"labels": {
+            "pod-security.kubernetes.io/enforce": "privileged"}}})
+    assert label.value.status.code == 403
+    with pytest.raises(ApiError) as bind:
+        boss.create(from_dict({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "more", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": "cove-admin"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": "friend"}]}))
+    assert bind.value.status.code == 403
+
+
+def test_dangerous_workloads_are_refused_by_the_cluster(control_plane: ControlPlane,
+                                                        space: Callable[..., str]) -> None:
+    ns = namespace_of(space(("dev2", Role.DEVELOPER)))
+    dev = as_user(control_plane, "dev2")
+    assert "privileged" in refused(dev, pod_manifest(ns, "p1", privileged=True))
+    assert "runAsNonRoot" in refused(dev, pod_manifest(ns, "p2", runAsNonRoot=False,
+                                                       runAsUser=0))
+    host_path = pod_manifest(ns, "p3")
+    host_path["spec"]["volumes"] = [{"name": "h", "hostPath": {"path": "/"}}]  # type: ignore[index]
+    assert "hostPath" in refused(dev, host_path)
+    host_net = pod_manifest(ns, "p4")
+    host_net["spec"]["hostNetwork"] = True  # type: ignore[index]
+    assert "host namespaces" in refused(dev, host_net)
+    node_port = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np",
+                                                                    "namespace": ns},
+                 "spec": {"type": "NodePort", "selector": {"a": "b"},
+                          "ports": [{"port": 80}]}}
+    assert "services.nodeports" in refused(dev, node_port)
+
+
+def test_an_app_rolls_out_to_ready_instances(cluster: KubernetesCluster,
+                                             space: Callable[..., str]) -> None:
+    name = space()
+    ns = namespace_of(name)
+    spec = app_spec(name, web=2)
+    cluster.deploy(spec, None, timeout=90)
+    client = cluster.client
+    dep = client.get(Deployment, "hello-web", namespace=ns)
+    assert dep.status.readyReplicas == 2
+    assert dep.metadata.annotations["cove.dev/release"] == "v1"
+    pod_spec = dep.spec.template.spec
+    container = pod_spec.containers[0]
+    assert container.securityContext.readOnlyRootFilesystem is True
+    assert container.securityContext.capabilities.drop == ["ALL"]
+    assert pod_spec.automountServiceAccountToken is False
+    assert container.readinessProbe.httpGet.path == "/healthz"
+    assert container.resources.limits == {"cpu": "250m", "memory": "128Mi"}
+    assert client.get(Service, "hello", namespace=ns).spec.type == "ClusterIP"
+    assert client.get(Ingress, "hello", namespace=ns).spec.rules[0].host == \
+        f"hello-{name}.apps.test"
+    assert client.get(PodDisruptionBudget, "hello", namespace=ns).spec.maxUnavailable == 1
+    assert client.get(Secret, "hello-v1-env", namespace=ns).immutable is True
+    assert cluster.apply([], "nothing") == 0
+    before = cluster.counters.writes
+    cluster.deploy(spec, None, timeout=30)  # unchanged: nothing written
+    assert cluster.counters.writes == before
+
+
+def test_a_rollout_that_never_becomes_ready_keeps_the_old_release(
+        cluster: KubernetesCluster, space: Callable[..., str]) -> None:
+    name = space()
+    ns = namespace_of(name)
+    good = app_spec(name, release=1)
+    cluster.deploy(good, None, timeout=90)
+    # Bigger than the space's limit range allows: its pods are never admitted.
+    bad = app_spec(name, release=2, size=Size("huge", 100_000, 100))
+    with pytest.raises(DeployFailed, match="did not become ready"):
+        cluster.deploy(bad, good, timeout=8)
+    dep = cluster.client.get(Deployment, "hello-web", namespace=ns)
+    assert dep.metadata.annotations["cove.dev/release"] == "v1"
+    cluster.wait_rollout(good, 60)
+    assert dep.status.readyReplicas == 1
+
+
+def test_a_removed_app_leaves_nothing(cluster: KubernetesCluster,
+                                      space: Callable[..., str]) -> None:
+    name = space()
+    spec = app_spec(name, web=2)
+    cluster.deploy(spec, None, timeout=90)
+    cluster.remove_app(name, "hello")
+    ns = namespace_of(name)
+    for res in (Deployment, Service, Ingress, PodDisruptionBudget, Secret):
+        assert [o for o in cluster.client.list(res, namespace=ns,
+                                               labels={"cove.dev/app": "hello"})] == []
