@@ -77,7 +77,7 @@ def cluster_roles() -> list[Manifest]:
         {"apiGroups": [""], "resources": ["pods/exec", "pods/portforward", "pods/attach"],
          "verbs": ["create", "get"]},
     ]
-    admin = developer + [{"apiGroups": ["rbac.authorization.k8s.io"],
+    admin = [*developer, {"apiGroups": ["rbac.authorization.k8s.io"],
                           "resources": ["roles", "rolebindings"], "verbs": _READ}]
     return [{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
              "metadata": _meta(CLUSTER_ROLE[role]), "rules": rules}
