@@ -8,17 +8,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from lightkube import Client, KubeConfig
 
 from cove.adapters.health import HttpHealthCheck
 from cove.adapters.passwords import Argon2Hasher
 from cove.adapters.registry.images import RegistryResolver
 from cove.adapters.router.nginx.process import NginxRouter
 from cove.adapters.router.nginx.render import RouterConfig
+from cove.adapters.runtime.kubernetes.cluster import KubernetesCluster
 from cove.adapters.runtime.local.engine import Engine
 from cove.adapters.runtime.local.podman import PodmanRuntime
 from cove.adapters.runtime.logs import FileLogs
 from cove.adapters.store.sql.store import SqlStore
+from cove.domain.errors import Invalid
 from cove.domain.template import SpaceTemplate, parse_template
+from cove.ports.pool import Pool
 from cove.services.context import Context, Settings
 from cove.services.reconciler import Reconciler
 from cove.settings import ServerSettings
@@ -35,6 +39,28 @@ def install_id(home: Path) -> str:
     if not path.exists():
         path.write_text(secrets.token_hex(3) + "\n")
     return path.read_text().strip()
+
+
+def load_pools(settings: ServerSettings) -> dict[str, Pool]:
+    """Declarative pools from the operator's pools file (COVE_POOLS), by name."""
+    if settings.pools_file is None:
+        return {}
+    data = yaml.safe_load(settings.pools_file.read_text()) or {}
+    pools: dict[str, Pool] = {}
+    for name, conf in (data.get("pools") or {}).items():
+        if name == "local":
+            raise Invalid("pools file: 'local' is the embedded pool and cannot be redefined")
+        driver = conf.get("driver")
+        if driver != "kubernetes":
+            raise Invalid(f"pools file: pool {name!r} has unknown driver {driver!r} "
+                          "(use kubernetes)")
+        config = KubeConfig.from_file(conf["kubeconfig"])
+        client = Client(config.get(context_name=conf.get("context")),
+                        field_manager="cove")
+        pools[name] = KubernetesCluster(
+            client, name=name, router_namespace=conf.get("router_namespace", "ingress-nginx"),
+            ingress_class=conf.get("ingress_class", "nginx"))
+    return pools
 
 
 @dataclass
@@ -65,7 +91,7 @@ def build(settings: ServerSettings) -> Platform:
         store=store, runtime=runtime, logs=logs,
         resolver=RegistryResolver(engine, settings.insecure_registries),
         router=router, health=HttpHealthCheck(), hasher=Argon2Hasher(),
-        template=load_template(settings),
+        template=load_template(settings), pools=load_pools(settings),
         settings=Settings(base_domain=settings.base_domain, router_port=settings.router_port,
                           signup_open=settings.signup_open,
                           drain_seconds=settings.drain_seconds))

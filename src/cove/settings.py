@@ -24,6 +24,7 @@ class ServerSettings:
     space_template: Path = DEFAULT_TEMPLATE
     signup_open: bool = True
     insecure_registries: tuple[str, ...] = ("localhost", "127.0.0.1")
+    pools_file: Path | None = None
     reconcile_interval: float = 2.0
     drain_seconds: float = 1.0
 
@@ -43,6 +44,7 @@ class ServerSettings:
             insecure_registries=tuple(
                 h.strip() for h in e.get("COVE_INSECURE_REGISTRIES", "localhost,127.0.0.1")
                 .split(",") if h.strip()),
+            pools_file=Path(e["COVE_POOLS"]) if e.get("COVE_POOLS") else None,
             reconcile_interval=float(e.get("COVE_RECONCILE_INTERVAL", "2")),
             drain_seconds=float(e.get("COVE_DRAIN_SECONDS", "1")),
         )

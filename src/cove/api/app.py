@@ -18,10 +18,10 @@ from cove.api.schemas import (
     DomainIn,
     LoginIn,
     MemberIn,
-    NameIn,
     ProcessPatch,
     RollbackIn,
     SignupIn,
+    SpaceIn,
     audit_dict,
     release_dict,
 )
@@ -97,8 +97,8 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
                 for s, _ in spaces.list_spaces(ctx, user)]
 
     @api.post("/v1/spaces", status_code=201)
-    def create_space(body: NameIn, user: Me) -> dict[str, Any]:
-        space = spaces.create_space(ctx, user, body.name)
+    def create_space(body: SpaceIn, user: Me) -> dict[str, Any]:
+        space = spaces.create_space(ctx, user, body.name, body.pool)
         return spaces.show_space(ctx, user, space.name).as_dict()
 
     @api.get("/v1/spaces/{space}")

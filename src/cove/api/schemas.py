@@ -24,6 +24,11 @@ class NameIn(BaseModel):
     name: str
 
 
+class SpaceIn(BaseModel):
+    name: str
+    pool: str | None = None
+
+
 class AppIn(BaseModel):
     name: str
     health_path: str | None = None

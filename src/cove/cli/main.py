@@ -361,9 +361,10 @@ def spaces_list(json_: Json = False) -> None:
 
 
 @spaces_cmd.command("create")
-def spaces_create(name: str) -> None:
+def spaces_create(name: str, pool: Annotated[str | None, typer.Option(
+        help="pool to place it on, e.g. a Kubernetes cluster (platform admins)")] = None) -> None:
     """Create a team space from the space template."""
-    _client().request("POST", "/v1/spaces", json={"name": name})
+    _client().request("POST", "/v1/spaces", json={"name": name, "pool": pool})
     typer.echo(f"Created space {name}; `cove spaces use {name}` to make it current")
 
 

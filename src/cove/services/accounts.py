@@ -11,7 +11,7 @@ from cove.domain.names import check_name
 from cove.domain.roles import Role
 from cove.domain.template import template_record
 from cove.services.context import Context
-from cove.services.spaces import provision_space
+from cove.services.pools import provision
 
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "cove_"
@@ -42,7 +42,7 @@ def signup(ctx: Context, name: str, password: str, *, by: User | None = None,
         uow.memberships.set(space.id, user.id, Role.ADMIN)
         uow.audit.add(space.id, name, "user.signup", name, {})
         uow.audit.add(space.id, name, "space.create", name, {"personal": True})
-        provision_space(ctx, space.name)
+        provision(ctx, uow, space)
         uow.commit()
     return user, space
 

@@ -13,6 +13,7 @@ from cove.domain.roles import Action
 from cove.ports.runtime import Instance
 from cove.services.access import app_for, space_for
 from cove.services.context import Context
+from cove.services.pools import current_state, pool_of
 from cove.services.reconciler import routes
 from cove.services.rollout import teardown_app
 from cove.services.spaces import template_of, usage_of
@@ -109,9 +110,14 @@ def show_app(ctx: Context, user: User, space_name: str, name: str) -> AppView:
         space, app = app_for(uow, user, space_name, name, Action.READ)
         release = uow.releases.get(app.id, app.release_version) if app.release_version else None
         domains = uow.domains.of_app(app.id)
-    instances = sorted(ctx.runtime.instances(app.id), key=lambda i: (i.process, i.index))
-    with ctx.ready_lock:
-        ready = set(ctx.ready)
+    pool = pool_of(ctx, space)
+    if pool is None:
+        instances = sorted(ctx.runtime.instances(app.id), key=lambda i: (i.process, i.index))
+        with ctx.ready_lock:
+            ready = set(ctx.ready)
+    else:
+        instances = pool.instances(space.name, app.name)
+        ready = {i.name for i in instances if i.labels.get("ready") == "true"}
     return AppView(space, app, release, domains, instances,
                    ctx.app_url(app.name, space.name), ready)
 
@@ -120,6 +126,9 @@ def destroy_app(ctx: Context, user: User, space_name: str, name: str) -> None:
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, name, Action.DEPLOY)
         with ctx.locks.hold(app.id):
+            pool = pool_of(ctx, space)
+            if pool is not None:
+                pool.remove_app(space.name, app.name)
             uow.apps.delete(app.id)
             uow.audit.add(space.id, user.name, "app.destroy", name, {})
             uow.commit()
@@ -127,8 +136,17 @@ def destroy_app(ctx: Context, user: User, space_name: str, name: str) -> None:
     _sync_routes(ctx)
 
 
-def _sync_routes(ctx: Context) -> None:
-    ctx.router.apply(routes(ctx))
+def _sync_routes(ctx: Context, space: Space | None = None, app: App | None = None) -> None:
+    """After a hostname change: the local router, or the app's ingress on its pool."""
+    pool = pool_of(ctx, space) if space is not None else None
+    if pool is None or app is None:
+        ctx.router.apply(routes(ctx))
+        return
+    with ctx.store.unit_of_work() as uow:
+        fresh = uow.apps.by_id(app.id)
+        state = current_state(ctx, uow, space, fresh) if fresh and space else None
+    if state is not None:
+        pool.apply(state)
 
 
 def add_domain(ctx: Context, user: User, space_name: str, name: str, hostname: str) -> DomainName:
@@ -144,7 +162,7 @@ def add_domain(ctx: Context, user: User, space_name: str, name: str, hostname: s
         domain = uow.domains.add(app.id, host)
         uow.audit.add(space.id, user.name, "domain.add", name, {"domain": host})
         uow.commit()
-    _sync_routes(ctx)
+    _sync_routes(ctx, space, app)
     return domain
 
 
@@ -158,7 +176,7 @@ def remove_domain(ctx: Context, user: User, space_name: str, name: str, hostname
         uow.domains.delete(domain.id)
         uow.audit.add(space.id, user.name, "domain.remove", name, {"domain": host})
         uow.commit()
-    _sync_routes(ctx)
+    _sync_routes(ctx, space, app)
 
 
 def list_domains(ctx: Context, user: User, space_name: str, name: str) -> list[DomainName]:

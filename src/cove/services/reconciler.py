@@ -17,6 +17,7 @@ from cove.domain.models import App, Release, Space
 from cove.ports.router import Route
 from cove.ports.runtime import Instance, InstanceSpec
 from cove.services.context import Context
+from cove.services.pools import current_state, pool_of
 from cove.services.rollout import WEB, mark_ready, specs_for, start_healthy, stop_all
 from cove.services.spaces import template_of
 
@@ -60,6 +61,15 @@ class Reconciler:
                 stop_all(self.ctx, [i.name for i in running])
                 return
             app, space, release = desired.app, desired.space, desired.release
+            pool = pool_of(self.ctx, space)
+            if pool is not None:
+                # A declarative pool runs the instances; re-applying repairs any drift
+                # and writes nothing when the cluster already matches.
+                with self.ctx.store.unit_of_work() as uow:
+                    state = current_state(self.ctx, uow, space, app)
+                if state is not None:
+                    pool.apply(state)
+                return
             specs = specs_for(self.ctx, space.name, template_of(space), app, release,
                               app.formation)
             wanted = {s.name: s for s in specs}
@@ -183,8 +193,9 @@ def routes(ctx: Context) -> list[Route]:
     with ctx.ready_lock:
         ready = set(ctx.ready)
     with ctx.store.unit_of_work() as uow:
-        apps = uow.apps.all()
-        spaces = {s.id: s.name for s in uow.spaces.all()}
+        local = {s.id: s.name for s in uow.spaces.all() if pool_of(ctx, s) is None}
+        apps = [a for a in uow.apps.all() if a.space_id in local]  # pools route their own
+        spaces = local
         domains = {a.id: [d.hostname for d in uow.domains.of_app(a.id)] for a in apps}
     for inst in ctx.runtime.instances():
         if inst.process == WEB and inst.name in ready and inst.address and inst.state == "running":

@@ -14,11 +14,13 @@ from cove.ports.registry import Credentials
 from cove.ports.store import UnitOfWork
 from cove.services.access import app_for
 from cove.services.context import Context
+from cove.services.pools import app_state, current_state, pool_of
 from cove.services.reconciler import Reconciler, routes
 from cove.services.rollout import specs_for, start_healthy, stop_all
 from cove.services.spaces import template_of, usage_of
 
 MAX_CONFIG_VALUE = 32 * 1024
+POOL_ROLLOUT_SLACK = 30  # seconds a cluster gets beyond the health timeout (scheduling, pulls)
 
 
 def _fits(uow: UnitOfWork, space: Space, app: App, formation: dict[str, Process],
@@ -67,9 +69,18 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
                                  for k, p in formation.items()},
                                 description, user.name, now())
         ctx.logs.record(app.id, f"{user.name}: {description} as v{version}; starting instances")
-        specs = specs_for(ctx, space.name, tpl, app, candidate, formation)
+        pool = pool_of(ctx, space)
+        with ctx.store.unit_of_work() as uow:
+            previous = current_state(ctx, uow, space, app)
+            domains = [d.hostname for d in uow.domains.of_app(app.id)]
         try:
-            new = start_healthy(ctx, specs, app)
+            if pool is None:
+                new = start_healthy(ctx, specs_for(ctx, space.name, tpl, app, candidate,
+                                                   formation), app)
+            else:
+                new = []
+                pool.deploy(app_state(ctx, space, app, candidate, formation, domains), previous,
+                            app.health_timeout + POOL_ROLLOUT_SLACK)
         except Exception as err:
             ctx.logs.record(app.id, f"v{version} failed: {err}")
             raise
@@ -88,13 +99,17 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
                                "description": description})
                 uow.commit()
         except BaseException:
-            stop_all(ctx, [i.name for i in new])
+            if pool is None:
+                stop_all(ctx, [i.name for i in new])
+            elif previous is not None:
+                pool.apply(previous)
             raise
-        ctx.router.apply(routes(ctx))
-        old = [i.name for i in ctx.runtime.instances(app.id) if i.release != version]
-        if old:
-            time.sleep(ctx.settings.drain_seconds)  # let requests in flight finish
-            stop_all(ctx, old)
+        if pool is None:
+            ctx.router.apply(routes(ctx))
+            old = [i.name for i in ctx.runtime.instances(app.id) if i.release != version]
+            if old:
+                time.sleep(ctx.settings.drain_seconds)  # let requests in flight finish
+                stop_all(ctx, old)
         ctx.logs.record(app.id, f"v{version} is live")
     return release
 
@@ -195,7 +210,15 @@ def scale(ctx: Context, reconciler: Reconciler, user: User, space_name: str, app
                           {k: {"count": p.count, "size": p.size} for k, p in formation.items()})
             uow.commit()
         try:
-            reconciler.converge_app(app.id, wait=True)
+            pool = pool_of(ctx, space)
+            if pool is None:
+                reconciler.converge_app(app.id, wait=True)
+            else:
+                with ctx.store.unit_of_work() as uow:
+                    domains = [d.hostname for d in uow.domains.of_app(app.id)]
+                before = app_state(ctx, space, app, release, previous, domains)
+                pool.deploy(app_state(ctx, space, app, release, formation, domains), before,
+                            app.health_timeout + POOL_ROLLOUT_SLACK)
         except Exception:
             with ctx.store.unit_of_work() as uow:
                 fresh = uow.apps.by_id(app.id)

@@ -14,16 +14,12 @@ from cove.domain.template import Quota, SpaceTemplate, parse_template, template_
 from cove.ports.store import UnitOfWork
 from cove.services.access import space_for
 from cove.services.context import Context
+from cove.services.pools import choose_pool, pool_of, provision
 from cove.services.rollout import teardown_app
 
 
 def template_of(space: Space) -> SpaceTemplate:
     return parse_template(space.template)
-
-
-def provision_space(ctx: Context, name: str) -> None:
-    """Give the space its runtime side (its own isolated network)."""
-    ctx.runtime.ensure_space(name)
 
 
 def usage_of(uow: UnitOfWork, space: Space) -> Usage:
@@ -54,8 +50,9 @@ class SpaceView:
         }
 
 
-def create_space(ctx: Context, user: User, name: str) -> Space:
+def create_space(ctx: Context, user: User, name: str, pool: str | None = None) -> Space:
     check_name("space", name)
+    chosen = choose_pool(ctx, user, pool)
     with ctx.store.unit_of_work() as uow:
         limit = ctx.settings.max_spaces_per_user
         if not user.is_admin and uow.spaces.owned_count(user.id) >= limit:
@@ -64,10 +61,10 @@ def create_space(ctx: Context, user: User, name: str) -> Space:
                 "destroy one or ask the platform admin")
         if uow.spaces.by_name(name) or uow.users.by_name(name):
             raise Conflict(f"the name {name!r} is taken: choose another")
-        space = uow.spaces.add(name, user.id, template_record(ctx.template))
+        space = uow.spaces.add(name, user.id, {**template_record(ctx.template), "pool": chosen})
         uow.memberships.set(space.id, user.id, Role.ADMIN)
-        uow.audit.add(space.id, user.name, "space.create", name, {})
-        provision_space(ctx, name)
+        uow.audit.add(space.id, user.name, "space.create", name, {"pool": chosen})
+        provision(ctx, uow, space)
         uow.commit()
     return space
 
@@ -92,12 +89,17 @@ def destroy_space(ctx: Context, user: User, name: str) -> None:
         space, _ = space_for(uow, user, name, Action.ADMINISTER)
         if uow.users.by_name(name) is not None:
             raise Conflict(f"{name!r} is a personal space and lives as long as its user")
-        for app in uow.apps.of_space(space.id):
-            teardown_app(ctx, app)
+        pool = pool_of(ctx, space)
+        if pool is None:
+            for app in uow.apps.of_space(space.id):
+                teardown_app(ctx, app)
+        else:
+            pool.remove_space(name)  # the namespace takes everything in it along
         uow.spaces.delete(space.id)
         uow.audit.add(space.id, user.name, "space.destroy", name, {})
         uow.commit()
-    ctx.runtime.remove_space(name)
+    if pool is None:
+        ctx.runtime.remove_space(name)
 
 
 def set_member(ctx: Context, user: User, space_name: str, member: str, role: Role) -> None:
@@ -111,6 +113,7 @@ def set_member(ctx: Context, user: User, space_name: str, member: str, role: Rol
             _keep_an_admin(uow, space, target)
         uow.memberships.set(space.id, target.id, role)
         uow.audit.add(space.id, user.name, "member.set", member, {"role": role.label})
+        provision(ctx, uow, space)  # role bindings follow the members
         uow.commit()
 
 
@@ -123,6 +126,7 @@ def remove_member(ctx: Context, user: User, space_name: str, member: str) -> Non
         _keep_an_admin(uow, space, target)
         uow.memberships.remove(space.id, target.id)
         uow.audit.add(space.id, user.name, "member.remove", member, {})
+        provision(ctx, uow, space)
         uow.commit()
 
 
@@ -153,6 +157,8 @@ def set_quota(ctx: Context, user: User, space_name: str, changes: dict[str, int]
         parsed = parse_template(record)
         uow.spaces.set_template(space.id, record)
         uow.audit.add(space.id, user.name, "space.quota", space_name, dict(changes))
+        space.template = record
+        provision(ctx, uow, space)
         uow.commit()
     return parsed.quota
 

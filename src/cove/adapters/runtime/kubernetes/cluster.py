@@ -42,6 +42,8 @@ from cove.domain.errors import (
     NotFound,
     QuotaExceeded,
 )
+from cove.ports.pool import AppState, SpaceState
+from cove.ports.runtime import Instance
 
 FIELD_MANAGER = "cove"
 HASH = "cove.dev/applied-hash"
@@ -87,10 +89,17 @@ class Counters:
 
 
 class KubernetesCluster:
-    def __init__(self, client: Client, *, router_namespace: str = "ingress-nginx") -> None:
+    """A Cove pool backed by a Kubernetes cluster (implements the Pool port)."""
+
+    def __init__(self, client: Client, *, name: str = "kubernetes",
+                 router_namespace: str = "ingress-nginx",
+                 ingress_class: str | None = "nginx") -> None:
         self.client = client
+        self.name = name
         self.router_namespace = router_namespace
+        self.ingress_class = ingress_class
         self.counters = Counters()
+        self._roles_installed = False
 
     # -- applying ---------------------------------------------------------------------------
 
@@ -108,14 +117,18 @@ class KubernetesCluster:
                 obj: Any
                 for obj in found:
                     annotations = obj.metadata.annotations or {}
-                    seen[(kind, ns or "", obj.metadata.name)] = annotations.get(HASH, "")
+                    seen[(kind, ns or "", obj.metadata.name)] = _fingerprint(
+                        annotations.get(HASH, ""), obj.spec if kind == "Deployment" else None)
             except ApiError as err:
                 if err.status.code != 404:  # a namespace not created yet lists as empty
                     raise
         return seen
 
-    def apply(self, manifests: list[Manifest], what: str) -> int:
+    def apply(self, manifests: list[Manifest] | AppState, what: str = "") -> int:
         """Server-side apply what changed; return the number of writes."""
+        if isinstance(manifests, AppState):
+            what = what or f"applying {manifests.app!r} v{manifests.release}"
+            manifests = app_manifests(manifests, self.ingress_class)
         writes = 0
         with domain_errors(what):
             current = self._current_hashes(manifests)
@@ -123,8 +136,9 @@ class KubernetesCluster:
                 want = digest(manifest)
                 meta = manifest["metadata"]
                 key = (manifest["kind"], meta.get("namespace") or "", meta["name"])
-                if current.get(key) == want:
-                    continue
+                spec = manifest.get("spec") if manifest["kind"] == "Deployment" else None
+                if current.get(key) == _fingerprint(want, spec):
+                    continue  # unchanged since Cove applied it
                 stamped = {**manifest, "metadata": {
                     **meta, "annotations": {**meta.get("annotations", {}), HASH: want}}}
                 self.counters.requests += 1
@@ -138,7 +152,12 @@ class KubernetesCluster:
     def ensure_cluster_roles(self) -> int:
         return self.apply(cluster_roles(), "installing Cove's cluster roles")
 
-    def provision_space(self, spec: SpaceSpec) -> int:
+    def provision_space(self, space: SpaceSpec | SpaceState) -> int:
+        if not self._roles_installed:
+            self.ensure_cluster_roles()
+            self._roles_installed = True
+        spec = space if isinstance(space, SpaceSpec) else SpaceSpec(
+            space.name, space.template, space.members, router_namespace=self.router_namespace)
         return self.apply(space_manifests(spec), f"provisioning space {spec.name!r}")
 
     def remove_space(self, space: str, wait: float = 0) -> None:
@@ -164,12 +183,13 @@ class KubernetesCluster:
     def deploy(self, spec: AppSpec, previous: AppSpec | None, timeout: float) -> None:
         """Apply an app's release and wait for its rollout; on failure restore `previous`."""
         what = f"deploying {spec.app!r} v{spec.release}"
-        self.apply(app_manifests(spec), what)
+        self.apply(app_manifests(spec, self.ingress_class), what)
         try:
             self.wait_rollout(spec, timeout)
         except DeployFailed:
             if previous is not None:
-                self.apply(app_manifests(previous), f"restoring {spec.app!r} v{previous.release}")
+                self.apply(app_manifests(previous, self.ingress_class),
+                           f"restoring {spec.app!r} v{previous.release}")
             else:
                 self.remove_app(spec.space, spec.app)
             raise
@@ -201,7 +221,8 @@ class KubernetesCluster:
     def prune(self, spec: AppSpec) -> None:
         """Delete what an app no longer has: old release secrets, removed process types."""
         ns = namespace_of(spec.space)
-        keep = {(m["kind"], m["metadata"]["name"]) for m in app_manifests(spec)}
+        keep = {(m["kind"], m["metadata"]["name"])
+                for m in app_manifests(spec, self.ingress_class)}
         with domain_errors(f"cleaning up {spec.app!r}"):
             for kind in APP_KINDS:
                 res = _kind(kind)
@@ -231,6 +252,48 @@ class KubernetesCluster:
             self.counters.requests += 1
             return list(self.client.list(Pod, namespace=namespace_of(space),
                                          labels={"cove.dev/app": app}))
+
+    def instances(self, space: str, app: str) -> list[Instance]:
+        """Pods as Cove instances: web.1, web.2, ... in a stable order."""
+        result: list[Instance] = []
+        by_process: dict[str, list[Pod]] = {}
+        for pod in self.pods(space, app):
+            process = (pod.metadata.labels or {}).get("cove.dev/process", "")  # type: ignore[union-attr]
+            by_process.setdefault(process, []).append(pod)
+        for process, pods in sorted(by_process.items()):
+            pods.sort(key=lambda p: (p.metadata.creationTimestamp, p.metadata.name))  # type: ignore[union-attr]
+            for index, pod in enumerate(pods, start=1):
+                result.append(_instance(pod, space, app, process, index))
+        return result
+
+
+def _fingerprint(applied: str, deployment_spec: Any) -> str:
+    """What Cove applied, plus the replica count: the drift someone's `kubectl scale` makes.
+
+    Other hand edits are undone on the next change Cove applies, not by every reconcile
+    (that would need a full server-side apply of every object every time).
+    """
+    if deployment_spec is None:
+        return applied
+    replicas = (deployment_spec.get("replicas") if isinstance(deployment_spec, dict)
+                else deployment_spec.replicas)
+    return f"{applied}/{replicas}"
+
+
+def _instance(pod: Pod, space: str, app: str, process: str, index: int) -> Instance:
+    status, meta = pod.status, pod.metadata
+    assert meta is not None
+    ready = any(c.type == "Ready" and c.status == "True"
+                for c in (status.conditions if status else None) or [])
+    phase = (status.phase if status else None) or "Pending"
+    state = "running" if phase == "Running" else phase.lower()
+    release = _version((meta.annotations or {}).get("cove.dev/release", ""))
+    ip = status.podIP if status else None
+    return Instance(name=meta.name or "", app_id=0, space=space, app=app, process=process,
+                    index=index, release=release, state=state,
+                    address=f"{ip}:8000" if ip and ready else None,
+                    started_at=status.startTime if status else None,
+                    labels={"ready": str(ready).lower()})
 
 
 def _kind(kind: str) -> Any:

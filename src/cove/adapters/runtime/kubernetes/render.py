@@ -6,12 +6,12 @@ does I/O, so what Cove sends to a cluster can be read and tested on its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cove.domain.roles import Role
-from cove.domain.sizes import Size
 from cove.domain.template import SpaceTemplate
+from cove.ports.pool import AppState, ProcessState
 
 Manifest = dict[str, Any]
 MANAGED = {"app.kubernetes.io/managed-by": "cove"}
@@ -160,30 +160,9 @@ def _netpol(ns: str, name: str, spec: dict[str, Any]) -> Manifest:
 
 # -- an app -----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ProcessSpec:
-    name: str
-    command: list[str] | None
-    count: int
-    size: Size
-
-
-@dataclass(frozen=True)
-class AppSpec:
-    space: str
-    app: str
-    release: int
-    image: str
-    config: dict[str, str]
-    processes: tuple[ProcessSpec, ...]
-    hostnames: tuple[str, ...]
-    health_path: str = "/"
-    health_timeout: int = 30
-    run_as_uid: int = 10001
-    tmp_size_mb: int = 64
-    grace_seconds: int = 10
-    ingress_class: str | None = "nginx"
-    extra_labels: dict[str, str] = field(default_factory=dict)
+# An app is rendered from the pool port's AppState; these names read better here.
+AppSpec = AppState
+ProcessSpec = ProcessState
 
 
 def secret_name(app: str, release: int) -> str:
@@ -198,7 +177,7 @@ def app_labels(spec: AppSpec, process: str | None = None) -> dict[str, str]:
     return labels
 
 
-def app_manifests(spec: AppSpec) -> list[Manifest]:
+def app_manifests(spec: AppSpec, ingress_class: str | None = "nginx") -> list[Manifest]:
     ns = namespace_of(spec.space)
     version = f"v{spec.release}"
     out: list[Manifest] = [{
@@ -220,8 +199,8 @@ def app_manifests(spec: AppSpec) -> list[Manifest]:
             {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
                 "service": {"name": spec.app, "port": {"number": 80}}}}]}}
             for host in spec.hostnames]}
-        if spec.ingress_class:
-            ingress["ingressClassName"] = spec.ingress_class
+        if ingress_class:
+            ingress["ingressClassName"] = ingress_class
         out.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                     "metadata": _meta(spec.app, ns, labels=app_labels(spec, "web")),
                     "spec": ingress})

@@ -1,0 +1,71 @@
+"""Pool port: a backend that runs whole apps declaratively (e.g. a Kubernetes cluster).
+
+The local pool is driven instance by instance by Cove's own rollout and reconciler; a
+declarative pool receives the desired state of a space or an app and rolls it out
+itself. Nothing here names a Kubernetes object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from cove.domain.roles import Role
+from cove.domain.sizes import Size
+from cove.domain.template import SpaceTemplate
+from cove.ports.runtime import Instance
+
+
+@dataclass(frozen=True)
+class SpaceState:
+    name: str
+    template: SpaceTemplate
+    members: tuple[tuple[str, Role], ...] = ()
+
+
+@dataclass(frozen=True)
+class ProcessState:
+    name: str
+    command: list[str] | None
+    count: int
+    size: Size
+
+
+@dataclass(frozen=True)
+class AppState:
+    """Everything a pool needs to run one release of an app with its formation."""
+
+    space: str
+    app: str
+    release: int
+    image: str
+    config: dict[str, str]
+    processes: tuple[ProcessState, ...]
+    hostnames: tuple[str, ...]
+    health_path: str = "/"
+    health_timeout: int = 30
+    run_as_uid: int = 10001
+    tmp_size_mb: int = 64
+    grace_seconds: int = 10
+
+
+class Pool(Protocol):
+    name: str
+
+    def provision_space(self, space: SpaceState) -> int:
+        """Create or update a space; return how many objects changed."""
+        ...
+
+    def remove_space(self, space: str) -> None: ...
+
+    def deploy(self, app: AppState, previous: AppState | None, timeout: float) -> None:
+        """Roll out `app`; on failure raise DeployFailed with `previous` still serving."""
+        ...
+
+    def apply(self, app: AppState) -> int:
+        """Make the pool match `app` without waiting (reconcile); return objects changed."""
+        ...
+
+    def remove_app(self, space: str, app: str) -> None: ...
+
+    def instances(self, space: str, app: str) -> list[Instance]: ...

@@ -1,0 +1,110 @@
+"""The same API and CLI drive a Kubernetes pool: a space on the real control plane."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lightkube import ApiError
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Namespace, Secret
+from lightkube.resources.networking_v1 import Ingress
+from lightkube.resources.policy_v1 import PodDisruptionBudget
+from lightkube.resources.rbac_authorization_v1 import RoleBinding
+
+from tests.support.cove import CoveServer, make_server
+from tests.support.k8s import ControlPlane
+from tests.support.services import Registry, wait_until
+
+NS = "cove-team-k8s"
+
+
+@pytest.fixture(scope="module")
+def kcove(workdir: Path, control_plane: ControlPlane, registry: Registry
+          ) -> Iterator[CoveServer]:
+    pools = workdir / "pools.yaml"
+    pools.write_text(f"pools:\n  k8s:\n    driver: kubernetes\n"
+                     f"    kubeconfig: {control_plane.kubeconfig}\n")
+    server = make_server(workdir / "kpool", COVE_POOLS=str(pools))
+    subprocess.run([sys.executable, "-m", "cove.server", "create-admin", "operator"],
+                   env=dict(server.env, COVE_ADMIN_PASSWORD="operator-pw1"), check=True,
+                   capture_output=True)
+    server.start()
+    admin = server.user("operator")
+    admin.run("login", "operator", "--password-stdin", input="operator-pw1\n")
+    yield server
+    server.teardown()
+
+
+def deployment(control_plane: ControlPlane, name: str) -> Deployment:
+    return control_plane.admin().get(Deployment, name, namespace=NS)
+
+
+def test_a_space_and_an_app_on_kubernetes(kcove: CoveServer, control_plane: ControlPlane,
+                                          registry: Registry) -> None:
+    admin, kim = kcove.user("operator"), kcove.user("kim")
+    kim.signup()
+    refused = kim.run("spaces", "create", "kim-k8s", "--pool", "k8s", ok=False)
+    assert "only the platform admin" in refused.stderr
+    admin.run("spaces", "create", "team-k8s", "--pool", "k8s")
+    admin.run("members", "add", "team-k8s", "kim", "--role", "developer")
+    client = control_plane.admin()
+    labels = client.get(Namespace, NS).metadata.labels
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert client.get(RoleBinding, "cove-member-kim", namespace=NS).roleRef.name == \
+        "cove-developer"
+    info = json.loads(kim.run("spaces", "info", "team-k8s", "--json").stdout)
+    assert info["pool"] == "k8s"
+
+    s = ("--space", "team-k8s")
+    kim.run("apps", "create", "web", *s)
+    assert "Released v1" in kim.run("deploy", "web", f"{registry.host}/examples/hello:1",
+                                    *s).stdout
+    dep = deployment(control_plane, "web-web")
+    assert dep.status.readyReplicas == 1
+    assert dep.spec.template.spec.containers[0].image.startswith(
+        f"{registry.host}/examples/hello@sha256:")
+    ps = json.loads(kim.run("ps", "web", "--json", *s).stdout)
+    assert [(i["name"], i["state"], i["release"]) for i in ps] == [("web.1", "up", "v1")]
+
+    kim.run("scale", "web", "web=3", *s)
+    assert deployment(control_plane, "web-web").status.readyReplicas == 3
+    assert client.get(PodDisruptionBudget, "web", namespace=NS).spec.maxUnavailable == 1
+
+    assert "released v2" in kim.run("config", "set", "web", "GREETING=hi", *s).stdout
+    assert deployment(control_plane, "web-web").metadata.annotations["cove.dev/release"] == "v2"
+    secret = client.get(Secret, "web-v2-env", namespace=NS)
+    assert secret.data is not None and "GREETING" in secret.data
+    kim.run("rollback", "web", "v1", *s)
+    dep = deployment(control_plane, "web-web")
+    assert dep.metadata.annotations["cove.dev/release"] == "v3"
+    assert dep.status.readyReplicas == 3  # the formation survives
+
+    kim.run("domains", "add", "web", "shop.example.test", *s)
+    hosts = [r.host for r in client.get(Ingress, "web", namespace=NS).spec.rules]
+    assert hosts == ["web-team-k8s.localhost", "shop.example.test"]
+
+    over = kim.run("scale", "web", "web=21", *s, ok=False)
+    assert "quota" in over.stderr
+    assert deployment(control_plane, "web-web").spec.replicas == 3
+
+    kim.run("apps", "destroy", "web", *s)
+    with pytest.raises(ApiError) as gone:
+        client.get(Deployment, "web-web", namespace=NS)
+    assert gone.value.status.code == 404
+
+
+def test_drift_in_the_cluster_is_repaired(kcove: CoveServer, control_plane: ControlPlane,
+                                          registry: Registry) -> None:
+    admin = kcove.user("operator")
+    s = ("--space", "team-k8s")
+    admin.run("apps", "create", "steady", *s)
+    admin.run("deploy", "steady", f"{registry.host}/examples/hello:1", *s)
+    client = control_plane.admin()
+    client.patch(Deployment, "steady-web", {"spec": {"replicas": 0}}, namespace=NS)
+    wait_until(lambda: deployment(control_plane, "steady-web").spec.replicas == 1, 30,
+               "the reconciler to restore the formation")
