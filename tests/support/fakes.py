@@ -103,3 +103,44 @@ class FakeHealth:
     def wait_healthy(self, address: str, path: str, timeout: float) -> str | None:
         self.checked.append(address)
         return f"{path} answered HTTP 503 after {timeout}s" if address in self.unhealthy else None
+
+
+@dataclass
+class FakePool:
+    """A declarative pool that records what it was asked to run; can fail rollouts."""
+
+    name: str = "fake"
+    spaces: dict[str, object] = field(default_factory=dict)
+    apps: dict[tuple[str, str], object] = field(default_factory=dict)
+    fail_deploy: bool = False
+    deploys: list[tuple[object, object]] = field(default_factory=list)
+
+    def provision_space(self, space):  # type: ignore[no-untyped-def]
+        self.spaces[space.name] = space
+        return 1
+
+    def remove_space(self, space: str) -> None:
+        self.spaces.pop(space, None)
+        self.apps = {k: v for k, v in self.apps.items() if k[0] != space}
+
+    def deploy(self, app, previous, timeout: float) -> None:  # type: ignore[no-untyped-def]
+        self.deploys.append((app, previous))
+        if self.fail_deploy:
+            raise DeployFailed(f"{app.app} v{app.release} did not become ready")
+        self.apps[(app.space, app.app)] = app
+
+    def apply(self, app) -> int:  # type: ignore[no-untyped-def]
+        changed = self.apps.get((app.space, app.app)) != app
+        self.apps[(app.space, app.app)] = app
+        return int(changed)
+
+    def remove_app(self, space: str, app: str) -> None:
+        self.apps.pop((space, app), None)
+
+    def instances(self, space: str, app: str) -> list[Instance]:
+        state = self.apps.get((space, app))
+        if state is None:
+            return []
+        return [Instance(f"{app}-{p.name}-{i}", 0, space, app, p.name, i,  # type: ignore[attr-defined]
+                         state.release, "running", None, labels={"ready": "true"})  # type: ignore[attr-defined]
+                for p in state.processes for i in range(1, p.count + 1)]  # type: ignore[attr-defined]

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+
+from cove.domain.errors import DeployFailed, Forbidden, Invalid
+from cove.domain.roles import Role
+from cove.services import apps, releases, spaces
+from tests.support.fakes import FakePool
+from tests.unit.conftest import IMAGE, IMAGE2, World
+
+
+@pytest.fixture
+def pool(world: World) -> FakePool:
+    fake = FakePool("k8s")
+    world.ctx.pools["k8s"] = fake
+    return fake
+
+
+def test_only_the_platform_admin_places_spaces_on_a_pool(world: World, pool: FakePool) -> None:
+    alice, root = world.user("alice"), world.user("operator", admin=True)
+    with pytest.raises(Forbidden):
+        spaces.create_space(world.ctx, alice, "mine", pool="k8s")
+    with pytest.raises(Invalid, match="unknown pool"):
+        spaces.create_space(world.ctx, root, "elsewhere", pool="mars")
+    spaces.create_space(world.ctx, root, "team", pool="k8s")
+    spaces.set_member(world.ctx, root, "team", "alice", Role.DEVELOPER)
+    assert dict(pool.spaces["team"].members)["alice"] is Role.DEVELOPER  # type: ignore[attr-defined]
+    assert "team" not in world.runtime.spaces  # nothing local for a pool space
+
+
+def test_releases_on_a_pool_are_rolled_out_by_it(world: World, pool: FakePool) -> None:
+    alice, root = world.user("alice"), world.user("operator", admin=True)
+    spaces.create_space(world.ctx, root, "team", pool="k8s")
+    spaces.set_member(world.ctx, root, "team", "alice", Role.DEVELOPER)
+    apps.create_app(world.ctx, alice, "team", "web")
+    releases.deploy_image(world.ctx, alice, "team", "web", IMAGE)
+    state = pool.apps[("team", "web")]
+    assert state.release == 1 and state.hostnames == ("web-team.localhost",)  # type: ignore[attr-defined]
+    assert world.runtime.started == []
+    releases.scale(world.ctx, world.reconciler, alice, "team", "web", {"web": (3, None)})
+    assert pool.apps[("team", "web")].processes[0].count == 3  # type: ignore[attr-defined]
+    view = apps.show_app(world.ctx, alice, "team", "web").as_dict()
+    assert [i["state"] for i in view["instances"]] == ["up"] * 3
+
+    pool.fail_deploy = True
+    with pytest.raises(DeployFailed):
+        releases.deploy_image(world.ctx, alice, "team", "web", IMAGE2)
+    new, previous = pool.deploys[-1]
+    assert previous.release == 1 and new.release == 2  # type: ignore[attr-defined]
+    assert [r.version for r in releases.list_releases(world.ctx, alice, "team", "web")] == [1]
+    pool.fail_deploy = False
+    apps.destroy_app(world.ctx, alice, "team", "web")
+    assert ("team", "web") not in pool.apps
+    spaces.destroy_space(world.ctx, root, "team")
+    assert "team" not in pool.spaces
