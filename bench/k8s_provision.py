@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 from lightkube.resources.apps_v1 import Deployment
+from tests.support.k8s import start_control_plane
 
 from bench.common import emit
 from cove.adapters.runtime.kubernetes.cluster import KubernetesCluster
@@ -20,7 +21,6 @@ from cove.domain.roles import Role
 from cove.domain.template import parse_template
 from cove.ports.pool import AppState, ProcessState, SpaceState
 from cove.settings import DEFAULT_TEMPLATE
-from tests.support.k8s import start_control_plane
 
 SPACES = int(os.environ.get("BENCH_SPACES", "100"))
 APPS = int(os.environ.get("BENCH_APPS", "10"))
