@@ -51,6 +51,8 @@ def reconcile(cluster: KubernetesCluster, spaces: list[SpaceState],
 
 
 def main() -> None:
+    # kwok nodes hold 110 pods each, like real ones: enough nodes for every instance
+    os.environ.setdefault("KWOK_NODES", str(SPACES * APPS // 100 + 2))
     plane = start_control_plane(Path(tempfile.mkdtemp(prefix="cove-bench-k8s-")))
     try:
         cluster = KubernetesCluster(plane.admin())

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from lightkube import ApiError
@@ -16,28 +12,11 @@ from lightkube.resources.networking_v1 import Ingress
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
-from tests.support.cove import CoveServer, make_server
+from tests.support.cove import CoveServer
 from tests.support.k8s import ControlPlane
 from tests.support.services import Registry, wait_until
 
 NS = "cove-team-k8s"
-
-
-@pytest.fixture(scope="module")
-def kcove(workdir: Path, control_plane: ControlPlane, registry: Registry
-          ) -> Iterator[CoveServer]:
-    pools = workdir / "pools.yaml"
-    pools.write_text(f"pools:\n  k8s:\n    driver: kubernetes\n"
-                     f"    kubeconfig: {control_plane.kubeconfig}\n")
-    server = make_server(workdir / "kpool", COVE_POOLS=str(pools))
-    subprocess.run([sys.executable, "-m", "cove.server", "create-admin", "operator"],
-                   env=dict(server.env, COVE_ADMIN_PASSWORD="operator-pw1"), check=True,
-                   capture_output=True)
-    server.start()
-    admin = server.user("operator")
-    admin.run("login", "operator", "--password-stdin", input="operator-pw1\n")
-    yield server
-    server.teardown()
 
 
 def deployment(control_plane: ControlPlane, name: str) -> Deployment:
@@ -108,3 +87,18 @@ def test_drift_in_the_cluster_is_repaired(kcove: CoveServer, control_plane: Cont
     client.patch(Deployment, "steady-web", {"spec": {"replicas": 0}}, namespace=NS)
     wait_until(lambda: deployment(control_plane, "steady-web").spec.replicas == 1, 30,
                "the reconciler to restore the formation")
+
+
+def test_a_space_at_its_quota_can_still_roll_out(kcove: CoveServer, control_plane: ControlPlane,
+                                                 registry: Registry) -> None:
+    admin = kcove.user("operator")
+    admin.run("spaces", "create", "full-k8s", "--pool", "k8s")
+    admin.run("spaces", "quota", "full-k8s", "instances=2")
+    s = ("--space", "full-k8s")
+    admin.run("apps", "create", "busy", *s)
+    admin.run("deploy", "busy", f"{registry.host}/examples/hello:1", *s)
+    admin.run("scale", "busy", "web=2", *s)
+    assert "quota" in admin.run("scale", "busy", "web=3", *s, ok=False).stderr
+    assert "released v2" in admin.run("config", "set", "busy", "A=1", *s).stdout
+    dep = control_plane.admin().get(Deployment, "busy-web", namespace="cove-full-k8s")
+    assert dep.status.readyReplicas == 2

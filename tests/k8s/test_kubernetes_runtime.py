@@ -84,8 +84,9 @@ def test_a_space_is_a_secured_namespace(cluster: KubernetesCluster,
     assert labels["pod-security.kubernetes.io/warn"] == "restricted"
     assert labels["app.kubernetes.io/managed-by"] == "cove"
     hard = client.get(ResourceQuota, "cove-quota", namespace=ns).spec.hard
-    assert hard["services.nodeports"] == "0" and hard["pods"] == "20"
-    assert hard["limits.memory"] == "4Gi"  # the server normalises 4096Mi
+    # the template's 20 instances and 4096 MB, plus room for a rolling update's surge
+    assert hard["services.nodeports"] == "0" and hard["pods"] == "25"
+    assert hard["limits.memory"] == "5Gi"  # the server normalises 5120Mi
     assert client.get(LimitRange, "cove-limits", namespace=ns).spec.limits[0].max["memory"] \
         == "512Mi"
     policies = {p.metadata.name for p in client.list(NetworkPolicy, namespace=ns)}

@@ -14,7 +14,7 @@ from cove.ports.runtime import Instance
 from cove.services.access import app_for, space_for
 from cove.services.context import Context
 from cove.services.pools import current_state, pool_of
-from cove.services.reconciler import routes
+from cove.services.reconciler import sync_routes
 from cove.services.rollout import teardown_app
 from cove.services.spaces import template_of, usage_of
 
@@ -140,7 +140,7 @@ def _sync_routes(ctx: Context, space: Space | None = None, app: App | None = Non
     """After a hostname change: the local router, or the app's ingress on its pool."""
     pool = pool_of(ctx, space) if space is not None else None
     if pool is None or app is None:
-        ctx.router.apply(routes(ctx))
+        sync_routes(ctx)
         return
     with ctx.store.unit_of_work() as uow:
         fresh = uow.apps.by_id(app.id)

@@ -59,6 +59,9 @@ class Context:
     # Instances that passed their health check and may take traffic (by instance name).
     ready: set[str] = field(default_factory=set)
     ready_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Computing and applying routes happen under one lock, so a stale computation can
+    # never be applied after a fresher one.
+    routes_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def app_hostname(self, app: str, space: str) -> str:
         return f"{app}-{space}.{self.settings.base_domain}"

@@ -173,7 +173,7 @@ class Reconciler:
         self.sync_routes()
 
     def sync_routes(self) -> bool:
-        return self.ctx.router.apply(routes(self.ctx))
+        return sync_routes(self.ctx)
 
     def run(self, interval: float = 2.0) -> None:
         while not self._stop.is_set():
@@ -185,6 +185,12 @@ class Reconciler:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def sync_routes(ctx: Context) -> bool:
+    """Point the router at what should serve now; True if anything changed."""
+    with ctx.routes_lock:
+        return ctx.router.apply(routes(ctx))
 
 
 def routes(ctx: Context) -> list[Route]:

@@ -15,7 +15,7 @@ from cove.ports.store import UnitOfWork
 from cove.services.access import app_for
 from cove.services.context import Context
 from cove.services.pools import app_state, current_state, pool_of
-from cove.services.reconciler import Reconciler, routes
+from cove.services.reconciler import Reconciler, sync_routes
 from cove.services.rollout import specs_for, start_healthy, stop_all
 from cove.services.spaces import template_of, usage_of
 
@@ -105,7 +105,7 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
                 pool.apply(previous)
             raise
         if pool is None:
-            ctx.router.apply(routes(ctx))
+            sync_routes(ctx)
             old = [i.name for i in ctx.runtime.instances(app.id) if i.release != version]
             if old:
                 time.sleep(ctx.settings.drain_seconds)  # let requests in flight finish
@@ -227,5 +227,5 @@ def scale(ctx: Context, reconciler: Reconciler, user: User, space_name: str, app
                     uow.apps.save(fresh)
                     uow.commit()
             raise
-        ctx.router.apply(routes(ctx))
+        sync_routes(ctx)
     return formation

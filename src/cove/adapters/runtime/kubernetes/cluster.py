@@ -258,6 +258,8 @@ class KubernetesCluster:
         result: list[Instance] = []
         by_process: dict[str, list[Pod]] = {}
         for pod in self.pods(space, app):
+            if pod.metadata and pod.metadata.deletionTimestamp:
+                continue  # on its way out: no longer an instance of the app
             process = (pod.metadata.labels or {}).get("cove.dev/process", "")  # type: ignore[union-attr]
             by_process.setdefault(process, []).append(pod)
         for process, pods in sorted(by_process.items()):

@@ -100,6 +100,12 @@ def space_manifests(spec: SpaceSpec) -> list[Manifest]:
     ns = namespace_of(spec.name)
     quota, tpl = spec.template.quota, spec.template
     default, biggest = tpl.sizes[tpl.default_size], tpl.sizes[tpl.max_size]
+    # Cove checks the quota for the steady state before it applies anything; the
+    # cluster's quota adds room for the one extra instance a rolling update surges with,
+    # or a space at its quota could never roll out a new release.
+    pods = quota.instances + max(1, -(-quota.instances // 4))
+    memory = quota.memory_mb + max(biggest.memory_mb, quota.memory_mb // 4)
+    cpu = quota.cpu_millis + max(biggest.cpu_millis, quota.cpu_millis // 4)
     labels = {"cove.dev/space": spec.name}
     out: list[Manifest] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, labels={
@@ -108,9 +114,9 @@ def space_manifests(spec: SpaceSpec) -> list[Manifest]:
             f"{PSA}/audit": "restricted", f"{PSA}/warn": "restricted"})},
         {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta("cove-quota", ns),
          "spec": {"hard": {
-             "pods": str(quota.instances),
-             "requests.cpu": _cpu(quota.cpu_millis), "limits.cpu": _cpu(quota.cpu_millis),
-             "requests.memory": _mem(quota.memory_mb), "limits.memory": _mem(quota.memory_mb),
+             "pods": str(pods),
+             "requests.cpu": _cpu(cpu), "limits.cpu": _cpu(cpu),
+             "requests.memory": _mem(memory), "limits.memory": _mem(memory),
              "services": str(quota.apps), "services.nodeports": "0",
              "services.loadbalancers": "0", "persistentvolumeclaims": "0",
              "requests.storage": "0"}}},
