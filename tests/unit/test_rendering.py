@@ -57,3 +57,38 @@ def test_fingerprint_changes_with_what_needs_a_new_instance() -> None:
     assert replace(SPEC, index=5).fingerprint == SPEC.fingerprint
     for change in ({"memory_mb": 256}, {"env": {"PORT": "8000"}}, {"image": "other"}):
         assert replace(SPEC, **change).fingerprint != SPEC.fingerprint  # type: ignore[arg-type]
+
+
+def test_kubernetes_space_and_app_manifests() -> None:
+    import yaml
+
+    from cove.adapters.runtime.kubernetes.render import (
+        AppSpec,
+        ProcessSpec,
+        SpaceSpec,
+        app_manifests,
+        cluster_roles,
+        space_manifests,
+    )
+    from cove.domain.roles import Role
+    from cove.domain.template import parse_template
+    from cove.settings import DEFAULT_TEMPLATE
+
+    template = parse_template(yaml.safe_load(DEFAULT_TEMPLATE.read_text()))
+    space = space_manifests(SpaceSpec("alice", template, (("alice", Role.ADMIN),
+                                                          ("bob", Role.VIEWER))))
+    app = app_manifests(AppSpec(
+        space="alice", app="hello", release=3, image="registry.test/hello@sha256:" + "a" * 64,
+        config={"GREETING": "hi"}, processes=(
+            ProcessSpec("web", None, 2, template.sizes["small"]),
+            ProcessSpec("worker", ["/hello", "work"], 1, template.sizes["standard"])),
+        hostnames=("hello-alice.localhost", "www.example.test"), health_path="/healthz"))
+    text = yaml.safe_dump_all([*cluster_roles(), *space, *app], sort_keys=True)
+    matches("kubernetes.yaml", text)
+    for role in cluster_roles():
+        verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+        assert not verbs & {"escalate", "bind", "impersonate", "*"}
+        writable = {r for rule in role["rules"] if set(rule["verbs"]) & {"create", "patch"}
+                    for r in rule["resources"]}
+        assert not writable & {"resourcequotas", "limitranges", "networkpolicies",
+                               "rolebindings", "roles", "namespaces"}

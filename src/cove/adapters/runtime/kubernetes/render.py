@@ -229,7 +229,7 @@ def _deployment(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
         "name": proc.name, "image": spec.image, "imagePullPolicy": "IfNotPresent",
         "env": env,
         "envFrom": [{"secretRef": {"name": secret_name(spec.app, spec.release)}}],
-        "resources": {"requests": resources, "limits": resources},
+        "resources": {"requests": dict(resources), "limits": dict(resources)},
         "securityContext": {"allowPrivilegeEscalation": False, "privileged": False,
                             "readOnlyRootFilesystem": True, "runAsNonRoot": True,
                             "capabilities": {"drop": ["ALL"]},
@@ -239,12 +239,14 @@ def _deployment(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
     if proc.command:
         container["command"] = proc.command
     if proc.name == "web":
-        probe = {"httpGet": {"path": spec.health_path, "port": PORT}, "periodSeconds": 5,
-                 "timeoutSeconds": 2}
+        def probe(**extra: int) -> dict[str, Any]:
+            return {"httpGet": {"path": spec.health_path, "port": PORT}, "periodSeconds": 5,
+                    "timeoutSeconds": 2, **extra}
+
         container["ports"] = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
-        container["readinessProbe"] = {**probe, "failureThreshold": 3}
-        container["livenessProbe"] = {**probe, "failureThreshold": 6,
-                                      "initialDelaySeconds": spec.health_timeout}
+        container["readinessProbe"] = probe(failureThreshold=3)
+        container["livenessProbe"] = probe(failureThreshold=6,
+                                           initialDelaySeconds=spec.health_timeout)
     return {
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": _meta(f"{spec.app}-{proc.name}", ns,
