@@ -83,7 +83,11 @@ def test_kubernetes_space_and_app_manifests() -> None:
             ProcessSpec("web", None, 2, template.sizes["small"]),
             ProcessSpec("worker", ["/hello", "work"], 1, template.sizes["standard"])),
         hostnames=("hello-alice.localhost", "www.example.test"), health_path="/healthz"))
-    text = yaml.safe_dump_all([*cluster_roles(), *space, *app], sort_keys=True)
+    class Plain(yaml.SafeDumper):
+        def ignore_aliases(self, data: object) -> bool:
+            return True  # write shared lists out in full: the snapshot is for reading
+
+    text = yaml.dump_all([*cluster_roles(), *space, *app], Dumper=Plain, sort_keys=True)
     matches("kubernetes.yaml", text)
     for role in cluster_roles():
         verbs = {v for rule in role["rules"] for v in rule["verbs"]}
