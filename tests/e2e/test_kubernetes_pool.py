@@ -102,3 +102,30 @@ def test_a_space_at_its_quota_can_still_roll_out(kcove: CoveServer, control_plan
     assert "released v2" in admin.run("config", "set", "busy", "A=1", *s).stdout
     dep = control_plane.admin().get(Deployment, "busy-web", namespace="cove-full-k8s")
     assert dep.status.readyReplicas == 2
+
+
+def test_autoscaling_on_kubernetes_and_not_locally(kcove: CoveServer,
+                                                  control_plane: ControlPlane,
+                                                  registry: Registry) -> None:
+    from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
+
+    admin = kcove.user("operator")
+    admin.run("apps", "create", "local-auto")
+    admin.run("deploy", "local-auto", f"{registry.host}/examples/hello:1")
+    refused = admin.run("autoscale", "local-auto", "web", "--min", "2", "--max", "4", ok=False)
+    assert "not supported on the 'local' pool" in refused.stderr
+
+    s = ("--space", "team-k8s")
+    admin.run("apps", "create", "elastic", *s)
+    admin.run("deploy", "elastic", f"{registry.host}/examples/hello:1", *s)
+    assert "web=2..4" in admin.run("autoscale", "elastic", "web", "--min", "2", "--max", "4",
+                                   *s).stdout
+    hpa = control_plane.admin().get(HorizontalPodAutoscaler, "elastic-web", namespace=NS)
+    assert (hpa.spec.minReplicas, hpa.spec.maxReplicas) == (2, 4)
+    # the cluster's autoscaler, not Cove, now sets the count: it raises it to the minimum
+    wait_until(lambda: (deployment(control_plane, "elastic-web").status.readyReplicas or 0)
+               == 2, 60, "the autoscaler to reach its minimum")
+    assert "autoscaled" in admin.run("scale", "elastic", "web=3", *s, ok=False).stderr
+    admin.run("autoscale", "elastic", "web", "--off", *s)
+    with pytest.raises(ApiError):
+        control_plane.admin().get(HorizontalPodAutoscaler, "elastic-web", namespace=NS)

@@ -110,6 +110,7 @@ class FakePool:
     """A declarative pool that records what it was asked to run; can fail rollouts."""
 
     name: str = "fake"
+    capabilities: frozenset[str] = frozenset({"autoscale"})
     spaces: dict[str, object] = field(default_factory=dict)
     apps: dict[tuple[str, str], object] = field(default_factory=dict)
     fail_deploy: bool = False

@@ -53,3 +53,37 @@ def test_releases_on_a_pool_are_rolled_out_by_it(world: World, pool: FakePool) -
     assert ("team", "web") not in pool.apps
     spaces.destroy_space(world.ctx, root, "team")
     assert "team" not in pool.spaces
+
+
+def test_autoscaling_is_an_optional_capability_of_pools(world: World, pool: FakePool) -> None:
+    from cove.domain.errors import Unsupported
+    from cove.domain.models import Autoscale
+
+    alice, root = world.user("alice"), world.user("operator", admin=True)
+    apps.create_app(world.ctx, alice, "alice", "local-app")
+    releases.deploy_image(world.ctx, alice, "alice", "local-app", IMAGE)
+    with pytest.raises(Unsupported, match="'local' pool"):
+        releases.autoscale(world.ctx, world.reconciler, alice, "alice", "local-app", "web",
+                           Autoscale(1, 3))
+    spaces.create_space(world.ctx, root, "team", pool="k8s")
+    apps.create_app(world.ctx, root, "team", "web")
+    releases.deploy_image(world.ctx, root, "team", "web", IMAGE)
+    pool.capabilities = frozenset()  # a pool without the capability says so too
+    with pytest.raises(Unsupported, match="'k8s' pool"):
+        releases.autoscale(world.ctx, world.reconciler, root, "team", "web", "web",
+                           Autoscale(1, 3))
+    pool.capabilities = frozenset({"autoscale"})
+    formation = releases.autoscale(world.ctx, world.reconciler, root, "team", "web", "web",
+                                   Autoscale(2, 5, 60))
+    assert formation["web"].autoscale == Autoscale(2, 5, 60) and formation["web"].count == 2
+    assert pool.apps[("team", "web")].processes[0].autoscale == Autoscale(2, 5, 60)  # type: ignore[attr-defined]
+    with pytest.raises(Invalid, match="autoscaled between 2 and 5"):
+        releases.scale(world.ctx, world.reconciler, root, "team", "web", {"web": (3, None)})
+    # the quota must hold the maximum: 21 instances never fit into 20
+    from cove.domain.errors import QuotaExceeded
+
+    with pytest.raises(QuotaExceeded):
+        releases.autoscale(world.ctx, world.reconciler, root, "team", "web", "web",
+                           Autoscale(1, 21))
+    releases.autoscale(world.ctx, world.reconciler, root, "team", "web", "web", None)
+    releases.scale(world.ctx, world.reconciler, root, "team", "web", {"web": (3, None)})

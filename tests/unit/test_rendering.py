@@ -70,6 +70,7 @@ def test_kubernetes_space_and_app_manifests() -> None:
         cluster_roles,
         space_manifests,
     )
+    from cove.domain.models import Autoscale
     from cove.domain.roles import Role
     from cove.domain.template import parse_template
     from cove.settings import DEFAULT_TEMPLATE
@@ -81,7 +82,8 @@ def test_kubernetes_space_and_app_manifests() -> None:
         space="alice", app="hello", release=3, image="registry.test/hello@sha256:" + "a" * 64,
         config={"GREETING": "hi"}, processes=(
             ProcessSpec("web", None, 2, template.sizes["small"]),
-            ProcessSpec("worker", ["/hello", "work"], 1, template.sizes["standard"])),
+            ProcessSpec("worker", ["/hello", "work"], 1, template.sizes["standard"],
+                        Autoscale(1, 4, 60))),
         hostnames=("hello-alice.localhost", "www.example.test"), health_path="/healthz"))
     class Plain(yaml.SafeDumper):
         def ignore_aliases(self, data: object) -> bool:

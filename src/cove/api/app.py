@@ -13,6 +13,7 @@ from cove.api import errors
 from cove.api.schemas import (
     AppIn,
     AppPatch,
+    AutoscaleIn,
     ConfigPatch,
     DeployIn,
     DomainIn,
@@ -26,7 +27,7 @@ from cove.api.schemas import (
     release_dict,
 )
 from cove.domain.errors import Unauthorized
-from cove.domain.models import Process, User
+from cove.domain.models import Autoscale, User
 from cove.domain.roles import Action, Role
 from cove.ports.registry import Credentials
 from cove.services import accounts, apps, releases, spaces
@@ -203,8 +204,20 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
     @api.patch("/v1/spaces/{space}/apps/{app}/formation")
     def scale(space: str, app: str, body: dict[str, ProcessPatch], user: Me) -> dict[str, Any]:
         changes = {k: (v.count, v.size) for k, v in body.items()}
-        result: dict[str, Process] = releases.scale(ctx, reconciler, user, space, app, changes)
-        return {k: {"count": p.count, "size": p.size} for k, p in sorted(result.items())}
+        result = releases.scale(ctx, reconciler, user, space, app, changes)
+        return releases.formation_dict(result)
+
+    @api.put("/v1/spaces/{space}/apps/{app}/formation/{process}/autoscale")
+    def autoscale(space: str, app: str, process: str, body: AutoscaleIn,
+                  user: Me) -> dict[str, Any]:
+        setting = Autoscale(body.min, body.max, body.cpu_percent)
+        result = releases.autoscale(ctx, reconciler, user, space, app, process, setting)
+        return releases.formation_dict(result)
+
+    @api.delete("/v1/spaces/{space}/apps/{app}/formation/{process}/autoscale")
+    def stop_autoscale(space: str, app: str, process: str, user: Me) -> dict[str, Any]:
+        result = releases.autoscale(ctx, reconciler, user, space, app, process, None)
+        return releases.formation_dict(result)
 
     @api.get("/v1/spaces/{space}/apps/{app}/instances")
     def instances(space: str, app: str, user: Me) -> list[dict[str, Any]]:

@@ -59,6 +59,12 @@ class ProcessPatch(BaseModel):
     size: str | None = None
 
 
+class AutoscaleIn(BaseModel):
+    min: int
+    max: int
+    cpu_percent: int = 70
+
+
 class MemberIn(BaseModel):
     role: str
 

@@ -139,7 +139,12 @@ def apps_list(space: Space = None, json_: Json = False) -> None:
 
 
 def _scale_text(formation: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v['count']}:{v['size']}" for k, v in formation.items()) or "-"
+    def one(kind: str, proc: dict[str, Any]) -> str:
+        auto = proc.get("autoscale")
+        count = f"{auto['min']}..{auto['max']}" if auto else proc["count"]
+        return f"{kind}={count}:{proc['size']}"
+
+    return " ".join(one(k, v) for k, v in formation.items()) or "-"
 
 
 @apps_cmd.command("create")
@@ -255,6 +260,23 @@ def scale(name: str, changes: Annotated[list[str], typer.Argument(
         body[kind] = {"count": int(count) if count else None, "size": size or None}
     result = _client().request("PATCH", f"{_app_path(space, name)}/formation", json=body)
     typer.echo(f"Scaled {name}: {_scale_text(result)}")
+
+
+@app.command()
+def autoscale(name: str, process: Annotated[str, typer.Argument(help="process type")] = "web",
+              min_: Annotated[int, typer.Option("--min", help="fewest instances")] = 1,
+              max_: Annotated[int, typer.Option("--max", help="most instances")] = 3,
+              cpu: Annotated[int, typer.Option(help="target CPU use, percent")] = 70,
+              off: Annotated[bool, typer.Option("--off", help="stop autoscaling")] = False,
+              space: Space = None) -> None:
+    """Let the pool scale a process type between --min and --max (where supported)."""
+    path = f"{_app_path(space, name)}/formation/{process}/autoscale"
+    if off:
+        result = _client().request("DELETE", path)
+    else:
+        result = _client().request("PUT", path, json={"min": min_, "max": max_,
+                                                      "cpu_percent": cpu})
+    typer.echo(f"{name}: {_scale_text(result)}")
 
 
 @app.command()

@@ -38,12 +38,29 @@ class Membership:
     role: Role
 
 
+@dataclass(frozen=True)
+class Autoscale:
+    """Let the pool choose the count between min and max to hold a CPU target."""
+
+    min: int
+    max: int
+    cpu_percent: int = 70
+
+
 @dataclass
 class Process:
     """One process type of an app: how many instances of which size."""
 
     count: int
     size: str
+    autoscale: Autoscale | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"count": self.count, "size": self.size}
+        if self.autoscale is not None:
+            out["autoscale"] = {"min": self.autoscale.min, "max": self.autoscale.max,
+                                "cpu_percent": self.autoscale.cpu_percent}
+        return out
 
 
 @dataclass

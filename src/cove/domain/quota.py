@@ -30,8 +30,9 @@ def formation_usage(template: SpaceTemplate, formation: dict[str, Process]) -> U
     usage = Usage(apps=1)
     for proc in formation.values():
         size = template.sizes[proc.size]
-        usage = usage + Usage(0, proc.count, proc.count * size.memory_mb,
-                              proc.count * size.cpu_millis)
+        # An autoscaled process may grow to its maximum: the quota must hold that.
+        count = proc.autoscale.max if proc.autoscale else proc.count
+        usage = usage + Usage(0, count, count * size.memory_mb, count * size.cpu_millis)
     return usage
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from cove.domain.models import Autoscale
 from cove.domain.roles import Role
 from cove.domain.sizes import Size
 from cove.domain.template import SpaceTemplate
@@ -29,6 +30,7 @@ class ProcessState:
     command: list[str] | None
     count: int
     size: Size
+    autoscale: Autoscale | None = None
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,12 @@ class AppState:
     grace_seconds: int = 10
 
 
+AUTOSCALE = "autoscale"  # an optional capability: the pool sizes processes itself
+
+
 class Pool(Protocol):
     name: str
+    capabilities: frozenset[str]
 
     def provision_space(self, space: SpaceState) -> int:
         """Create or update a space; return how many objects changed."""

@@ -86,8 +86,7 @@ class AppView:
             "image": self.release.image if self.release else None,
             "image_digest": self.release.image_digest if self.release else None,
             "health_check": {"path": self.app.health_path, "timeout": self.app.health_timeout},
-            "formation": {k: {"count": p.count, "size": p.size}
-                          for k, p in sorted(self.app.formation.items())},
+            "formation": {k: p.as_dict() for k, p in sorted(self.app.formation.items())},
             "process_types": sorted(self.release.processes) if self.release else [],
             "domains": [d.hostname for d in self.domains],
             "instances": [instance_dict(i, i.name in self.ready) for i in self.instances],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cove.domain.errors import Forbidden, Invalid
+from cove.domain.errors import Forbidden, Invalid, Unsupported
 from cove.domain.models import App, Process, Release, Space, User
 from cove.domain.template import parse_template
 from cove.ports.pool import AppState, Pool, ProcessState, SpaceState
@@ -29,6 +29,15 @@ def choose_pool(ctx: Context, user: User, requested: str | None) -> str:
     return chosen
 
 
+def require(ctx: Context, space: Space, capability: str, what: str) -> Pool:
+    """The space's pool if it has an optional capability, else a clear Unsupported."""
+    pool = pool_of(ctx, space)
+    name = pool.name if pool else LOCAL
+    if pool is None or capability not in pool.capabilities:
+        raise Unsupported(f"{what} is not supported on the {name!r} pool this space is on")
+    return pool
+
+
 def provision(ctx: Context, uow: UnitOfWork, space: Space) -> None:
     """Create or update the space's runtime side: a network, or a secured namespace."""
     pool = pool_of(ctx, space)
@@ -43,7 +52,8 @@ def app_state(ctx: Context, space: Space, app: App, release: Release,
               formation: dict[str, Process], domains: list[str]) -> AppState:
     tpl = parse_template(space.template)
     processes = tuple(
-        ProcessState(name, release.processes[name], proc.count, tpl.sizes[proc.size])
+        ProcessState(name, release.processes[name], proc.count, tpl.sizes[proc.size],
+                     proc.autoscale)
         for name, proc in sorted(formation.items()) if name in release.processes)
     return AppState(
         space=space.name, app=app.name, release=release.version, image=release.image_digest,

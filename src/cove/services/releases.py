@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from cove.domain.errors import Invalid, NotFound
-from cove.domain.formation import apply_scale, default_formation
-from cove.domain.models import App, Process, Release, Space, User, now
+from cove.domain.formation import apply_autoscale, apply_scale, default_formation
+from cove.domain.models import App, Autoscale, Process, Release, Space, User, now
 from cove.domain.names import check_config_key
 from cove.domain.quota import check_fits, formation_usage
 from cove.domain.roles import Action
+from cove.domain.template import SpaceTemplate
+from cove.ports.pool import AUTOSCALE
 from cove.ports.registry import Credentials
 from cove.ports.store import UnitOfWork
 from cove.services.access import app_for
 from cove.services.context import Context
-from cove.services.pools import app_state, current_state, pool_of
+from cove.services.pools import app_state, current_state, pool_of, require
 from cove.services.reconciler import Reconciler, sync_routes
 from cove.services.rollout import specs_for, start_healthy, stop_all
 from cove.services.spaces import template_of, usage_of
@@ -65,8 +69,7 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
             version = uow.releases.latest_version(app.id) + 1
             cfg = dict(app.config if config is None else config)
             candidate = Release(0, app.id, version, image, digest, cfg, dict(processes),
-                                {k: {"count": p.count, "size": p.size}
-                                 for k, p in formation.items()},
+                                formation_dict(formation),
                                 description, user.name, now())
         ctx.logs.record(app.id, f"{user.name}: {description} as v{version}; starting instances")
         pool = pool_of(ctx, space)
@@ -188,10 +191,33 @@ def rollback(ctx: Context, user: User, space_name: str, app_name: str,
                     action="app.rollback")
 
 
+FormationChange = Callable[[SpaceTemplate, dict[str, Process], Release], dict[str, Process]]
+
+
 def scale(ctx: Context, reconciler: Reconciler, user: User, space_name: str, app_name: str,
           changes: dict[str, tuple[int | None, str | None]]) -> dict[str, Process]:
     if not changes:
         raise Invalid("give at least one TYPE=COUNT, e.g. `cove scale hello web=3`")
+    return _change_formation(
+        ctx, reconciler, user, space_name, app_name, "scaling", "app.scale",
+        lambda tpl, current, release: apply_scale(tpl, current, set(release.processes), changes))
+
+
+def autoscale(ctx: Context, reconciler: Reconciler, user: User, space_name: str,
+              app_name: str, process: str, setting: Autoscale | None) -> dict[str, Process]:
+    """Let the pool size a process type (an optional capability: Kubernetes pools have it)."""
+    with ctx.store.unit_of_work() as uow:
+        space, _ = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+    require(ctx, space, AUTOSCALE, "autoscaling")
+    return _change_formation(
+        ctx, reconciler, user, space_name, app_name, "autoscaling", "app.autoscale",
+        lambda tpl, current, release: apply_autoscale(tpl, current, process, setting))
+
+
+def _change_formation(ctx: Context, reconciler: Reconciler, user: User, space_name: str,
+                      app_name: str, what: str, action: str,
+                      change: FormationChange) -> dict[str, Process]:
+    """Check the new formation against the quota, record it, and roll it out (or undo it)."""
     with ctx.store.unit_of_work() as uow:
         _, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
     with ctx.locks.hold(app.id):
@@ -199,15 +225,13 @@ def scale(ctx: Context, reconciler: Reconciler, user: User, space_name: str, app
             space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
             release = uow.releases.get(app.id, app.release_version) if app.release_version else None
             if release is None:
-                raise Invalid(f"app {app_name!r} has no release yet: deploy it before scaling")
-            tpl = template_of(space)
-            formation = apply_scale(tpl, app.formation, set(release.processes), changes)
-            _fits(uow, space, app, formation, f"scaling {app_name!r}")
+                raise Invalid(f"app {app_name!r} has no release yet: deploy it before {what}")
+            formation = change(template_of(space), app.formation, release)
+            _fits(uow, space, app, formation, f"{what} {app_name!r}")
             previous = app.formation
             app.formation = formation
             uow.apps.save(app)
-            uow.audit.add(space.id, user.name, "app.scale", app_name,
-                          {k: {"count": p.count, "size": p.size} for k, p in formation.items()})
+            uow.audit.add(space.id, user.name, action, app_name, formation_dict(formation))
             uow.commit()
         try:
             pool = pool_of(ctx, space)
@@ -229,3 +253,7 @@ def scale(ctx: Context, reconciler: Reconciler, user: User, space_name: str, app
             raise
         sync_routes(ctx)
     return formation
+
+
+def formation_dict(formation: dict[str, Process]) -> dict[str, Any]:
+    return {k: p.as_dict() for k, p in sorted(formation.items())}

@@ -42,13 +42,14 @@ from cove.domain.errors import (
     NotFound,
     QuotaExceeded,
 )
-from cove.ports.pool import AppState, SpaceState
+from cove.ports.pool import AUTOSCALE, AppState, SpaceState
 from cove.ports.runtime import Instance
 
 FIELD_MANAGER = "cove"
 HASH = "cove.dev/applied-hash"
 # What an app consists of, for clean-up and garbage collection (kind -> lightkube class).
-APP_KINDS = ("Deployment", "Service", "Ingress", "PodDisruptionBudget", "Secret")
+APP_KINDS = ("Deployment", "Service", "Ingress", "PodDisruptionBudget", "Secret",
+             "HorizontalPodAutoscaler")
 
 
 class ClusterUnavailable(CoveError):
@@ -99,13 +100,15 @@ class KubernetesCluster:
         self.router_namespace = router_namespace
         self.ingress_class = ingress_class
         self.counters = Counters()
+        self.capabilities = frozenset({AUTOSCALE})
         self._roles_installed = False
 
     # -- applying ---------------------------------------------------------------------------
 
-    def _current_hashes(self, manifests: list[Manifest]) -> dict[tuple[str, str, str], str]:
+    def _current_hashes(self, manifests: list[Manifest]
+                        ) -> dict[tuple[str, str, str], tuple[str, int | None]]:
         """One list call per kind and namespace: what Cove applied last time."""
-        seen: dict[tuple[str, str, str], str] = {}
+        seen: dict[tuple[str, str, str], tuple[str, int | None]] = {}
         groups = {(m["kind"], m["apiVersion"], m["metadata"].get("namespace")) for m in manifests}
         for kind, api_version, ns in groups:
             res: Any = resource_registry.load(api_version, kind)
@@ -117,8 +120,9 @@ class KubernetesCluster:
                 obj: Any
                 for obj in found:
                     annotations = obj.metadata.annotations or {}
-                    seen[(kind, ns or "", obj.metadata.name)] = _fingerprint(
-                        annotations.get(HASH, ""), obj.spec if kind == "Deployment" else None)
+                    replicas = obj.spec.replicas if kind == "Deployment" else None
+                    seen[(kind, ns or "", obj.metadata.name)] = (annotations.get(HASH, ""),
+                                                                 replicas)
             except ApiError as err:
                 if err.status.code != 404:  # a namespace not created yet lists as empty
                     raise
@@ -136,8 +140,7 @@ class KubernetesCluster:
                 want = digest(manifest)
                 meta = manifest["metadata"]
                 key = (manifest["kind"], meta.get("namespace") or "", meta["name"])
-                spec = manifest.get("spec") if manifest["kind"] == "Deployment" else None
-                if current.get(key) == _fingerprint(want, spec):
+                if _unchanged(current.get(key), want, manifest):
                     continue  # unchanged since Cove applied it
                 stamped = {**manifest, "metadata": {
                     **meta, "annotations": {**meta.get("annotations", {}), HASH: want}}}
@@ -269,17 +272,17 @@ class KubernetesCluster:
         return result
 
 
-def _fingerprint(applied: str, deployment_spec: Any) -> str:
-    """What Cove applied, plus the replica count: the drift someone's `kubectl scale` makes.
+def _unchanged(live: tuple[str, int | None] | None, want: str, manifest: Manifest) -> bool:
+    """Cove's hash matches, and nobody changed the replica count Cove set.
 
     Other hand edits are undone on the next change Cove applies, not by every reconcile
     (that would need a full server-side apply of every object every time).
     """
-    if deployment_spec is None:
-        return applied
-    replicas = (deployment_spec.get("replicas") if isinstance(deployment_spec, dict)
-                else deployment_spec.replicas)
-    return f"{applied}/{replicas}"
+    if live is None or live[0] != want:
+        return False
+    replicas = manifest.get("spec", {}).get("replicas") if manifest["kind"] == "Deployment" \
+        else None
+    return replicas is None or live[1] == replicas
 
 
 def _instance(pod: Pod, space: str, app: str, process: str, index: int) -> Instance:
@@ -299,9 +302,10 @@ def _instance(pod: Pod, space: str, app: str, process: str, index: int) -> Insta
 
 
 def _kind(kind: str) -> Any:
-    from lightkube.resources import apps_v1, core_v1, networking_v1, policy_v1
+    from lightkube.resources import apps_v1, autoscaling_v2, core_v1, networking_v1, policy_v1
 
-    return {"Deployment": apps_v1.Deployment, "Service": core_v1.Service,
+    return {"HorizontalPodAutoscaler": autoscaling_v2.HorizontalPodAutoscaler,
+            "Deployment": apps_v1.Deployment, "Service": core_v1.Service,
             "Ingress": networking_v1.Ingress, "Secret": core_v1.Secret,
             "PodDisruptionBudget": policy_v1.PodDisruptionBudget}[kind]
 

@@ -193,6 +193,8 @@ def app_manifests(spec: AppSpec, ingress_class: str | None = "nginx") -> list[Ma
         "stringData": dict(sorted(spec.config.items()))}]
     for proc in spec.processes:
         out.append(_deployment(spec, proc, ns))
+        if proc.autoscale is not None:
+            out.append(_autoscaler(spec, proc, ns))
     web = next((p for p in spec.processes if p.name == "web"), None)
     if web is not None:
         out.append({"apiVersion": "v1", "kind": "Service",
@@ -216,6 +218,19 @@ def app_manifests(spec: AppSpec, ingress_class: str | None = "nginx") -> list[Ma
                         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {
                             "cove.dev/app": spec.app, "cove.dev/process": "web"}}}})
     return out
+
+
+def _autoscaler(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
+    assert proc.autoscale is not None
+    name = f"{spec.app}-{proc.name}"
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": _meta(name, ns, labels=app_labels(spec, proc.name)),
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                        "name": name},
+                     "minReplicas": proc.autoscale.min, "maxReplicas": proc.autoscale.max,
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                         "type": "Utilization",
+                         "averageUtilization": proc.autoscale.cpu_percent}}}]}}
 
 
 def _deployment(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
@@ -253,7 +268,8 @@ def _deployment(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
                           labels={**labels, "app.kubernetes.io/version": version},
                           annotations={"cove.dev/release": version}),
         "spec": {
-            "replicas": proc.count,
+            # Under an autoscaler the replica count is its to set, not Cove's.
+            **({} if proc.autoscale else {"replicas": proc.count}),
             "revisionHistoryLimit": 5,
             "progressDeadlineSeconds": max(spec.health_timeout * 2, 60),
             "selector": {"matchLabels": {"cove.dev/app": spec.app,

@@ -9,7 +9,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from cove.adapters.store.sql import tables as t
-from cove.domain.models import App, AuditEvent, DomainName, Process, Release, Space, User, now
+from cove.domain.models import (
+    App,
+    AuditEvent,
+    Autoscale,
+    DomainName,
+    Process,
+    Release,
+    Space,
+    User,
+    now,
+)
 from cove.domain.roles import Role
 
 
@@ -28,14 +38,16 @@ def _space(row: RowMapping) -> Space:
 
 
 def _app(row: RowMapping) -> App:
-    formation = {k: Process(v["count"], v["size"]) for k, v in row["formation"].items()}
+    formation = {k: Process(v["count"], v["size"],
+                            Autoscale(**v["autoscale"]) if v.get("autoscale") else None)
+                 for k, v in row["formation"].items()}
     return App(row["id"], row["space_id"], row["name"], dict(row["config"]), formation,
                row["health_path"], row["health_timeout"], row["release_version"],
                _utc(row["created_at"]))
 
 
 def _formation_json(formation: dict[str, Process]) -> dict[str, Any]:
-    return {k: {"count": p.count, "size": p.size} for k, p in formation.items()}
+    return {k: p.as_dict() for k, p in formation.items()}
 
 
 def _new_id(result: sa.CursorResult[Any]) -> int:
