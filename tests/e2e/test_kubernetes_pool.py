@@ -19,17 +19,23 @@ from tests.support.services import Registry, wait_until
 NS = "cove-team-k8s"
 
 
+@pytest.fixture(scope="module")
+def team(kcove: CoveServer) -> str:
+    """A team space on the Kubernetes pool, made by the platform admin."""
+    kcove.user("operator").run("spaces", "create", "team-k8s", "--pool", "k8s")
+    return "team-k8s"
+
+
 def deployment(control_plane: ControlPlane, name: str) -> Deployment:
     return control_plane.admin().get(Deployment, name, namespace=NS)
 
 
 def test_a_space_and_an_app_on_kubernetes(kcove: CoveServer, control_plane: ControlPlane,
-                                          registry: Registry) -> None:
+                                          registry: Registry, team: str) -> None:
     admin, kim = kcove.user("operator"), kcove.user("kim")
     kim.signup()
     refused = kim.run("spaces", "create", "kim-k8s", "--pool", "k8s", ok=False)
     assert "only the platform admin" in refused.stderr
-    admin.run("spaces", "create", "team-k8s", "--pool", "k8s")
     admin.run("members", "add", "team-k8s", "kim", "--role", "developer")
     client = control_plane.admin()
     labels = client.get(Namespace, NS).metadata.labels
@@ -78,7 +84,7 @@ def test_a_space_and_an_app_on_kubernetes(kcove: CoveServer, control_plane: Cont
 
 
 def test_drift_in_the_cluster_is_repaired(kcove: CoveServer, control_plane: ControlPlane,
-                                          registry: Registry) -> None:
+                                          registry: Registry, team: str) -> None:
     admin = kcove.user("operator")
     s = ("--space", "team-k8s")
     admin.run("apps", "create", "steady", *s)
@@ -106,7 +112,7 @@ def test_a_space_at_its_quota_can_still_roll_out(kcove: CoveServer, control_plan
 
 def test_autoscaling_on_kubernetes_and_not_locally(kcove: CoveServer,
                                                   control_plane: ControlPlane,
-                                                  registry: Registry) -> None:
+                                                  registry: Registry, team: str) -> None:
     from lightkube.resources.autoscaling_v2 import HorizontalPodAutoscaler
 
     admin = kcove.user("operator")
@@ -129,3 +135,36 @@ def test_autoscaling_on_kubernetes_and_not_locally(kcove: CoveServer,
     admin.run("autoscale", "elastic", "web", "--off", *s)
     with pytest.raises(ApiError):
         control_plane.admin().get(HorizontalPodAutoscaler, "elastic-web", namespace=NS)
+
+
+def test_logs_come_from_the_pods(kcove: CoveServer, control_plane: ControlPlane,
+                                 registry: Registry, team: str) -> None:
+    import datetime as dt
+    import subprocess
+    import sys
+    import time
+
+    admin = kcove.user("operator")
+    s = ("--space", "team-k8s")
+    admin.run("apps", "create", "chatty", *s)
+    admin.run("deploy", "chatty", f"{registry.host}/examples/hello:1", *s)
+    admin.run("scale", "chatty", "web=2", *s)
+    out = admin.run("logs", "chatty", *s).stdout
+    # kwok serves every fake container's log from one file, through the real API server
+    assert "web.1: simulated container started by kwok" in out
+    assert "web.2: simulated container started by kwok" in out
+    assert "cove: v1 is live" in out
+    follower = subprocess.Popen([sys.executable, "-m", "cove.cli.main", "logs", "chatty", "-f",
+                                 "-n", "0", *s], env=admin.env, stdout=subprocess.PIPE,
+                                text=True)
+    try:
+        time.sleep(2)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+        with (control_plane.state / "pod.log").open("a") as log:
+            log.write(f"{stamp} stdout F a line written just now\n")
+        assert follower.stdout is not None
+        line = follower.stdout.readline()
+        assert "a line written just now" in line and "web." in line
+    finally:
+        follower.kill()
+        follower.wait()

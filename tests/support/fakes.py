@@ -145,3 +145,7 @@ class FakePool:
         return [Instance(f"{app}-{p.name}-{i}", 0, space, app, p.name, i,  # type: ignore[attr-defined]
                          state.release, "running", None, labels={"ready": "true"})  # type: ignore[attr-defined]
                 for p in state.processes for i in range(1, p.count + 1)]  # type: ignore[attr-defined]
+
+    def logs(self, space: str, app: str, tail: int, follow: bool,
+             stop: float | None = None) -> Iterator[LogLine]:
+        return iter([])

@@ -28,11 +28,11 @@ from cove.api.schemas import (
 )
 from cove.domain.errors import Unauthorized
 from cove.domain.models import Autoscale, User
-from cove.domain.roles import Action, Role
+from cove.domain.roles import Role
 from cove.ports.registry import Credentials
 from cove.services import accounts, apps, releases, spaces
-from cove.services.access import app_for
 from cove.services.context import Context
+from cove.services.logs import app_logs
 from cove.services.reconciler import Reconciler
 
 MAX_LOG_TAIL = 10_000
@@ -226,14 +226,9 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
     @api.get("/v1/spaces/{space}/apps/{app}/logs")
     def logs(space: str, app: str, user: Me, request: Request, tail: int = 100,
              follow: bool = False, seconds: float | None = None) -> StreamingResponse:
-        with ctx.store.unit_of_work() as uow:
-            _, found = app_for(uow, user, space, app, Action.DEPLOY)
         tail = max(0, min(tail, MAX_LOG_TAIL))
-        if follow:
-            stop = time.monotonic() + seconds if seconds else None
-            lines: Iterator[Any] = ctx.logs.follow(found.id, tail, stop)
-        else:
-            lines = iter(ctx.logs.read(found.id, tail))
+        stop = time.monotonic() + seconds if seconds else None
+        lines = app_logs(ctx, user, space, app, tail, follow, stop)
 
         def body() -> Iterator[bytes]:
             for line in lines:

@@ -7,6 +7,7 @@ itself. Nothing here names a Kubernetes object.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -14,7 +15,7 @@ from cove.domain.models import Autoscale
 from cove.domain.roles import Role
 from cove.domain.sizes import Size
 from cove.domain.template import SpaceTemplate
-from cove.ports.runtime import Instance
+from cove.ports.runtime import Instance, LogLine
 
 
 @dataclass(frozen=True)
@@ -75,3 +76,8 @@ class Pool(Protocol):
     def remove_app(self, space: str, app: str) -> None: ...
 
     def instances(self, space: str, app: str) -> list[Instance]: ...
+
+    def logs(self, space: str, app: str, tail: int, follow: bool,
+             stop: float | None = None) -> Iterator[LogLine]:
+        """The instances' output, oldest first; with follow, new lines until `stop`."""
+        ...

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +35,7 @@ from cove.adapters.runtime.kubernetes.render import (
     namespace_of,
     space_manifests,
 )
+from cove.adapters.runtime.logs import parse_time
 from cove.domain.errors import (
     Conflict,
     CoveError,
@@ -43,7 +46,7 @@ from cove.domain.errors import (
     QuotaExceeded,
 )
 from cove.ports.pool import AUTOSCALE, AppState, SpaceState
-from cove.ports.runtime import Instance
+from cove.ports.runtime import Instance, LogLine
 
 FIELD_MANAGER = "cove"
 HASH = "cove.dev/applied-hash"
@@ -256,6 +259,44 @@ class KubernetesCluster:
             return list(self.client.list(Pod, namespace=namespace_of(space),
                                          labels={"cove.dev/app": app}))
 
+    def logs(self, space: str, app: str, tail: int, follow: bool,
+             stop: float | None = None) -> Iterator[LogLine]:
+        """Pod logs through the API server, merged across instances in time order."""
+        ns = namespace_of(space)
+        instances = self.instances(space, app)
+        history: list[LogLine] = []
+        with domain_errors(f"reading the logs of {app!r}"):
+            for inst in instances:
+                self.counters.requests += 1
+                for raw in self.client.log(inst.name, namespace=ns, container=inst.process,
+                                           tail_lines=tail, timestamps=True):
+                    line = _log_line(raw, f"{inst.process}.{inst.index}")
+                    if line:
+                        history.append(line)
+        history.sort(key=lambda line: line.time)
+        yield from history[-tail:] if tail > 0 else []
+        if not follow:
+            return
+        lines: queue.Queue[LogLine] = queue.Queue()
+
+        def pump(inst: Instance) -> None:
+            try:
+                for raw in self.client.log(inst.name, namespace=ns, container=inst.process,
+                                           follow=True, tail_lines=0, timestamps=True):
+                    line = _log_line(raw, f"{inst.process}.{inst.index}")
+                    if line:
+                        lines.put(line)
+            except (ApiError, httpx.HTTPError):
+                return  # the pod went away; the others keep streaming
+
+        for inst in instances:
+            threading.Thread(target=pump, args=(inst,), daemon=True).start()
+        while stop is None or time.monotonic() < stop:
+            try:
+                yield lines.get(timeout=0.2)
+            except queue.Empty:
+                continue
+
     def instances(self, space: str, app: str) -> list[Instance]:
         """Pods as Cove instances: web.1, web.2, ... in a stable order."""
         result: list[Instance] = []
@@ -270,6 +311,12 @@ class KubernetesCluster:
             for index, pod in enumerate(pods, start=1):
                 result.append(_instance(pod, space, app, process, index))
         return result
+
+
+def _log_line(raw: str, source: str) -> LogLine | None:
+    stamp, _, text = raw.rstrip("\n").partition(" ")
+    when = parse_time(stamp)
+    return LogLine(when, source, text) if when else None
 
 
 def _unchanged(live: tuple[str, int | None] | None, want: str, manifest: Manifest) -> bool:

@@ -1,0 +1,54 @@
+"""An app's logs: its instances' output and Cove's own events about it."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+
+from cove.domain.models import User
+from cove.domain.roles import Action
+from cove.ports.runtime import LogLine
+from cove.services.access import app_for
+from cove.services.context import Context
+from cove.services.pools import pool_of
+
+
+def app_logs(ctx: Context, user: User, space_name: str, app_name: str, tail: int,
+             follow: bool, stop: float | None = None) -> Iterator[LogLine]:
+    """Developers may read logs (they can hold secrets); viewers may not."""
+    with ctx.store.unit_of_work() as uow:
+        space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+    pool = pool_of(ctx, space)
+    if pool is None:
+        return ctx.logs.follow(app.id, tail, stop) if follow else iter(ctx.logs.read(app.id,
+                                                                                     tail))
+    if follow:
+        # Cove's events for the app are in its own log; the instances' come from the pool.
+        return _merge_live(ctx.logs.follow(app.id, 0, stop),
+                           pool.logs(space.name, app.name, tail, True, stop))
+    merged = list(heapq.merge(ctx.logs.read(app.id, tail),
+                              pool.logs(space.name, app.name, tail, False),
+                              key=lambda line: line.time))
+    return iter(merged[-tail:] if tail > 0 else [])
+
+
+def _merge_live(*sources: Iterator[LogLine]) -> Iterator[LogLine]:
+    import queue
+    import threading
+
+    lines: queue.Queue[LogLine | None] = queue.Queue()
+
+    def pump(source: Iterator[LogLine]) -> None:
+        for line in source:
+            lines.put(line)
+        lines.put(None)
+
+    for source in sources:
+        threading.Thread(target=pump, args=(source,), daemon=True).start()
+    finished = 0
+    while finished < len(sources):
+        line = lines.get()
+        if line is None:
+            finished += 1
+        else:
+            yield line
