@@ -59,7 +59,8 @@ def load_pools(settings: ServerSettings) -> dict[str, Pool]:
                         field_manager="cove")
         pools[name] = KubernetesCluster(
             client, name=name, router_namespace=conf.get("router_namespace", "ingress-nginx"),
-            ingress_class=conf.get("ingress_class", "nginx"))
+            ingress_class=conf.get("ingress_class", "nginx"),
+            base_domain=conf.get("base_domain"))
     return pools
 
 

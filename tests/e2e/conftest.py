@@ -26,7 +26,8 @@ def kcove(workdir: Path, control_plane: ControlPlane, registry: Registry
     """A Cove with a Kubernetes pool "k8s" (the test control plane) beside the local one."""
     pools = workdir / "pools.yaml"
     pools.write_text(f"pools:\n  k8s:\n    driver: kubernetes\n"
-                     f"    kubeconfig: {control_plane.kubeconfig}\n")
+                     f"    kubeconfig: {control_plane.kubeconfig}\n"
+                     f"    base_domain: apps.k8s.test\n")
     server = make_server(workdir / "kpool", COVE_POOLS=str(pools))
     subprocess.run([sys.executable, "-m", "cove.server", "create-admin", "operator"],
                    env=dict(server.env, COVE_ADMIN_PASSWORD="operator-pw1"), check=True,

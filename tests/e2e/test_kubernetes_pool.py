@@ -71,7 +71,11 @@ def test_a_space_and_an_app_on_kubernetes(kcove: CoveServer, control_plane: Cont
 
     kim.run("domains", "add", "web", "shop.example.test", *s)
     hosts = [r.host for r in client.get(Ingress, "web", namespace=NS).spec.rules]
-    assert hosts == ["web-team-k8s.localhost", "shop.example.test"]
+    assert hosts == ["web-team-k8s.apps.k8s.test", "shop.example.test"]  # the pool's domain
+    info = json.loads(kim.run("apps", "info", "web", "--json", *s).stdout)
+    assert info["url"] == "http://web-team-k8s.apps.k8s.test/"
+    taken = kim.run("domains", "add", "web", "other-team.apps.k8s.test", *s, ok=False)
+    assert "Cove's own domain" in taken.stderr
 
     over = kim.run("scale", "web", "web=21", *s, ok=False)
     assert "quota" in over.stderr

@@ -111,6 +111,7 @@ class FakePool:
 
     name: str = "fake"
     capabilities: frozenset[str] = frozenset({"autoscale"})
+    base_domain: str | None = None
     spaces: dict[str, object] = field(default_factory=dict)
     apps: dict[tuple[str, str], object] = field(default_factory=dict)
     fail_deploy: bool = False

@@ -58,6 +58,7 @@ AUTOSCALE = "autoscale"  # an optional capability: the pool sizes processes itse
 class Pool(Protocol):
     name: str
     capabilities: frozenset[str]
+    base_domain: str | None  # apps are served at <app>-<space>.<base_domain>; None: Cove's
 
     def provision_space(self, space: SpaceState) -> int:
         """Create or update a space; return how many objects changed."""

@@ -13,7 +13,7 @@ from cove.domain.roles import Action
 from cove.ports.runtime import Instance
 from cove.services.access import app_for, space_for
 from cove.services.context import Context
-from cove.services.pools import current_state, pool_of
+from cove.services.pools import base_domains, current_state, pool_of, url
 from cove.services.reconciler import sync_routes
 from cove.services.rollout import teardown_app
 from cove.services.spaces import template_of, usage_of
@@ -118,7 +118,7 @@ def show_app(ctx: Context, user: User, space_name: str, name: str) -> AppView:
         instances = pool.instances(space.name, app.name)
         ready = {i.name for i in instances if i.labels.get("ready") == "true"}
     return AppView(space, app, release, domains, instances,
-                   ctx.app_url(app.name, space.name), ready)
+                   url(ctx, space, app.name), ready)
 
 
 def destroy_app(ctx: Context, user: User, space_name: str, name: str) -> None:
@@ -150,10 +150,10 @@ def _sync_routes(ctx: Context, space: Space | None = None, app: App | None = Non
 
 def add_domain(ctx: Context, user: User, space_name: str, name: str, hostname: str) -> DomainName:
     host = check_hostname(hostname)
-    base = ctx.settings.base_domain
-    if host == base or host.endswith("." + base):
-        raise Invalid(f"{host} is under Cove's own domain {base}: apps already get "
-                      f"<app>-<space>.{base}; add a domain you own instead")
+    for base in base_domains(ctx):
+        if host == base or host.endswith("." + base):
+            raise Invalid(f"{host} is under Cove's own domain {base}: apps already get "
+                          f"<app>-<space>.{base}; add a domain you own instead")
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, name, Action.DEPLOY)
         if uow.domains.by_hostname(host):

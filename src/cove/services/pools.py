@@ -29,6 +29,26 @@ def choose_pool(ctx: Context, user: User, requested: str | None) -> str:
     return chosen
 
 
+def hostname(ctx: Context, space: Space, app: str) -> str:
+    """<app>-<space>.<base domain>, the pool's base domain where it has its own."""
+    pool = pool_of(ctx, space)
+    if pool is None or not pool.base_domain:
+        return ctx.app_hostname(app, space.name)
+    return f"{app}-{space.name}.{pool.base_domain}"
+
+
+def url(ctx: Context, space: Space, app: str) -> str:
+    pool = pool_of(ctx, space)
+    if pool is None or not pool.base_domain:
+        return ctx.app_url(app, space.name)
+    return f"http://{hostname(ctx, space, app)}/"
+
+
+def base_domains(ctx: Context) -> set[str]:
+    return {ctx.settings.base_domain} | {p.base_domain for p in ctx.pools.values()
+                                         if p.base_domain}
+
+
 def require(ctx: Context, space: Space, capability: str, what: str) -> Pool:
     """The space's pool if it has an optional capability, else a clear Unsupported."""
     pool = pool_of(ctx, space)
@@ -58,7 +78,7 @@ def app_state(ctx: Context, space: Space, app: App, release: Release,
     return AppState(
         space=space.name, app=app.name, release=release.version, image=release.image_digest,
         config=dict(release.config), processes=processes,
-        hostnames=(ctx.app_hostname(app.name, space.name), *domains),
+        hostnames=(hostname(ctx, space, app.name), *domains),
         health_path=app.health_path, health_timeout=app.health_timeout,
         run_as_uid=tpl.security.run_as_uid, tmp_size_mb=tpl.security.tmp_size_mb,
         grace_seconds=ctx.settings.stop_grace_seconds)

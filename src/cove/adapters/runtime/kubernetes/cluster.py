@@ -97,8 +97,9 @@ class KubernetesCluster:
 
     def __init__(self, client: Client, *, name: str = "kubernetes",
                  router_namespace: str = "ingress-nginx",
-                 ingress_class: str | None = "nginx") -> None:
+                 ingress_class: str | None = "nginx", base_domain: str | None = None) -> None:
         self.client = client
+        self.base_domain = base_domain
         self.name = name
         self.router_namespace = router_namespace
         self.ingress_class = ingress_class
