@@ -16,6 +16,7 @@ from cove.adapters.registry.images import RegistryResolver
 from cove.adapters.router.nginx.process import NginxRouter
 from cove.adapters.router.nginx.render import RouterConfig
 from cove.adapters.runtime.kubernetes.cluster import KubernetesCluster
+from cove.adapters.runtime.kubernetes.render import Gateway
 from cove.adapters.runtime.local.engine import Engine
 from cove.adapters.runtime.local.podman import PodmanRuntime
 from cove.adapters.runtime.logs import FileLogs
@@ -57,10 +58,13 @@ def load_pools(settings: ServerSettings) -> dict[str, Pool]:
         config = KubeConfig.from_file(conf["kubeconfig"])
         client = Client(config.get(context_name=conf.get("context")),
                         field_manager="cove")
+        gateway = Gateway(**conf["gateway"]) if conf.get("gateway") else None
+        router = conf.get("router_namespace") or (gateway.namespace if gateway
+                                                  else "ingress-nginx")
         pools[name] = KubernetesCluster(
-            client, name=name, router_namespace=conf.get("router_namespace", "ingress-nginx"),
+            client, name=name, router_namespace=router,
             ingress_class=conf.get("ingress_class", "nginx"),
-            base_domain=conf.get("base_domain"))
+            base_domain=conf.get("base_domain"), gateway=gateway)
     return pools
 
 

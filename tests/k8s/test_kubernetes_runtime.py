@@ -254,3 +254,52 @@ def test_a_removed_app_leaves_nothing(cluster: KubernetesCluster,
     for res in (Deployment, Service, Ingress, PodDisruptionBudget, Secret):
         assert [o for o in cluster.client.list(res, namespace=ns,
                                                labels={"cove.dev/app": "hello"})] == []
+
+
+HTTPROUTE_CRD = {
+    # A minimal stand-in for the Gateway API's CRD: the real API server stores and serves
+    # HTTPRoutes with it; no gateway controller runs in the test cluster either way.
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "httproutes.gateway.networking.k8s.io", "annotations": {
+        # *.k8s.io groups need this; the Gateway API's own CRDs carry the same annotation
+        "api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api/pull/2466"}},
+    "spec": {"group": "gateway.networking.k8s.io", "scope": "Namespaced",
+             "names": {"plural": "httproutes", "singular": "httproute", "kind": "HTTPRoute",
+                       "listKind": "HTTPRouteList"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                 "openAPIV3Schema": {"type": "object",
+                                     "x-kubernetes-preserve-unknown-fields": True}}}]}}
+
+
+def test_apps_can_be_routed_with_gateway_api_httproutes(control_plane: ControlPlane,
+                                                        space: Callable[..., str]) -> None:
+    import time
+
+    from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+
+    from cove.adapters.runtime.kubernetes.cluster import HTTPRoute
+    from cove.adapters.runtime.kubernetes.render import Gateway
+
+    admin = control_plane.admin()
+    try:
+        admin.create(from_dict(HTTPROUTE_CRD))
+    except ApiError as err:
+        assert err.status.code == 409  # already there from an earlier run
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        crd = admin.get(CustomResourceDefinition, "httproutes.gateway.networking.k8s.io")
+        if any(c.type == "Established" and c.status == "True"
+               for c in (crd.status.conditions or [])):
+            break
+        time.sleep(0.2)
+    cluster = KubernetesCluster(admin, gateway=Gateway("cove", "gateway-system"))
+    name = space()
+    ns = namespace_of(name)
+    cluster.deploy(app_spec(name), None, timeout=90)
+    route = admin.get(HTTPRoute, "hello", namespace=ns)
+    assert route.spec["hostnames"] == [f"hello-{name}.apps.test"]
+    assert route.spec["parentRefs"] == [{"name": "cove", "namespace": "gateway-system"}]
+    assert route.spec["rules"][0]["backendRefs"] == [{"name": "hello", "port": 80}]
+    assert list(admin.list(Ingress, namespace=ns)) == []
+    cluster.remove_app(name, "hello")
+    assert list(admin.list(HTTPRoute, namespace=ns)) == []

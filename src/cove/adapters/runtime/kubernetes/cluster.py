@@ -11,23 +11,27 @@ an unchanged space reads but writes nothing.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
 from lightkube import ApiError, Client
 from lightkube.codecs import from_dict, resource_registry
+from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
 
 from cove.adapters.runtime.kubernetes.render import (
     AppSpec,
+    Gateway,
     Manifest,
     SpaceSpec,
     app_manifests,
@@ -49,6 +53,8 @@ from cove.ports.pool import AUTOSCALE, AppState, SpaceState
 from cove.ports.runtime import Instance, LogLine
 
 FIELD_MANAGER = "cove"
+HTTPRoute = create_namespaced_resource("gateway.networking.k8s.io", "v1", "HTTPRoute",
+                                       "httproutes")
 HASH = "cove.dev/applied-hash"
 # What an app consists of, for clean-up and garbage collection (kind -> lightkube class).
 APP_KINDS = ("Deployment", "Service", "Ingress", "PodDisruptionBudget", "Secret",
@@ -97,8 +103,10 @@ class KubernetesCluster:
 
     def __init__(self, client: Client, *, name: str = "kubernetes",
                  router_namespace: str = "ingress-nginx",
-                 ingress_class: str | None = "nginx", base_domain: str | None = None) -> None:
+                 ingress_class: str | None = "nginx", base_domain: str | None = None,
+                 gateway: Gateway | None = None) -> None:
         self.client = client
+        self.gateway = gateway
         self.base_domain = base_domain
         self.name = name
         self.router_namespace = router_namespace
@@ -119,8 +127,8 @@ class KubernetesCluster:
             self.counters.requests += 1
             selector: dict[str, Any] = {"app.kubernetes.io/managed-by": "cove"}
             try:
-                found = (self.client.list(res, namespace=ns, labels=selector) if ns
-                         else self.client.list(res, labels=selector))
+                where = {"namespace": ns} if ns else {}
+                found = _retrying(partial(self.client.list, res, labels=selector, **where))
                 obj: Any
                 for obj in found:
                     annotations = obj.metadata.annotations or {}
@@ -136,7 +144,7 @@ class KubernetesCluster:
         """Server-side apply what changed; return the number of writes."""
         if isinstance(manifests, AppState):
             what = what or f"applying {manifests.app!r} v{manifests.release}"
-            manifests = app_manifests(manifests, self.ingress_class)
+            manifests = self._render(manifests)
         writes = 0
         with domain_errors(what):
             current = self._current_hashes(manifests)
@@ -149,10 +157,18 @@ class KubernetesCluster:
                 stamped = {**manifest, "metadata": {
                     **meta, "annotations": {**meta.get("annotations", {}), HASH: want}}}
                 self.counters.requests += 1
-                self.client.apply(from_dict(stamped), field_manager=FIELD_MANAGER, force=True)
+                _retrying(partial(self.client.apply, from_dict(stamped),
+                                  field_manager=FIELD_MANAGER, force=True))
                 writes += 1
         self.counters.writes += writes
         return writes
+
+    def _render(self, spec: AppSpec) -> list[Manifest]:
+        return app_manifests(spec, self.ingress_class, self.gateway)
+
+    def _app_kinds(self) -> tuple[str, ...]:
+        # HTTPRoutes exist only where the Gateway API is installed; ask for them only then.
+        return (*APP_KINDS, "HTTPRoute") if self.gateway else APP_KINDS
 
     # -- spaces -----------------------------------------------------------------------------
 
@@ -190,12 +206,12 @@ class KubernetesCluster:
     def deploy(self, spec: AppSpec, previous: AppSpec | None, timeout: float) -> None:
         """Apply an app's release and wait for its rollout; on failure restore `previous`."""
         what = f"deploying {spec.app!r} v{spec.release}"
-        self.apply(app_manifests(spec, self.ingress_class), what)
+        self.apply(self._render(spec), what)
         try:
             self.wait_rollout(spec, timeout)
         except DeployFailed:
             if previous is not None:
-                self.apply(app_manifests(previous, self.ingress_class),
+                self.apply(self._render(previous),
                            f"restoring {spec.app!r} v{previous.release}")
             else:
                 self.remove_app(spec.space, spec.app)
@@ -228,10 +244,9 @@ class KubernetesCluster:
     def prune(self, spec: AppSpec) -> None:
         """Delete what an app no longer has: old release secrets, removed process types."""
         ns = namespace_of(spec.space)
-        keep = {(m["kind"], m["metadata"]["name"])
-                for m in app_manifests(spec, self.ingress_class)}
+        keep = {(m["kind"], m["metadata"]["name"]) for m in self._render(spec)}
         with domain_errors(f"cleaning up {spec.app!r}"):
-            for kind in APP_KINDS:
+            for kind in self._app_kinds():
                 res = _kind(kind)
                 self.counters.requests += 1
                 for obj in self.client.list(res, namespace=ns, labels={"cove.dev/app": spec.app}):
@@ -247,7 +262,7 @@ class KubernetesCluster:
     def remove_app(self, space: str, app: str) -> None:
         ns = namespace_of(space)
         with domain_errors(f"removing {app!r}"):
-            for kind in APP_KINDS:
+            for kind in self._app_kinds():
                 res = _kind(kind)
                 self.counters.requests += 1
                 for obj in self.client.list(res, namespace=ns, labels={"cove.dev/app": app}):
@@ -314,6 +329,22 @@ class KubernetesCluster:
         return result
 
 
+def _retrying(call: Callable[[], Any], attempts: int = 20) -> Any:
+    """Retry what the API server turns away for now (429: busy, or storage warming up).
+
+    Lists are read in full inside the retry, since their pages arrive lazily.
+    """
+    for attempt in range(attempts):
+        try:
+            result = call()
+            return list(result) if inspect.isgenerator(result) else result
+        except ApiError as err:
+            if err.status.code != 429 or attempt == attempts - 1:
+                raise
+            time.sleep(min(0.1 * 2 ** attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
 def _log_line(raw: str, source: str) -> LogLine | None:
     stamp, _, text = raw.rstrip("\n").partition(" ")
     when = parse_time(stamp)
@@ -352,6 +383,8 @@ def _instance(pod: Pod, space: str, app: str, process: str, index: int) -> Insta
 def _kind(kind: str) -> Any:
     from lightkube.resources import apps_v1, autoscaling_v2, core_v1, networking_v1, policy_v1
 
+    if kind == "HTTPRoute":
+        return HTTPRoute
     return {"HorizontalPodAutoscaler": autoscaling_v2.HorizontalPodAutoscaler,
             "Deployment": apps_v1.Deployment, "Service": core_v1.Service,
             "Ingress": networking_v1.Ingress, "Secret": core_v1.Secret,

@@ -183,7 +183,16 @@ def app_labels(spec: AppSpec, process: str | None = None) -> dict[str, str]:
     return labels
 
 
-def app_manifests(spec: AppSpec, ingress_class: str | None = "nginx") -> list[Manifest]:
+@dataclass(frozen=True)
+class Gateway:
+    """Route through a Gateway API Gateway (an HTTPRoute) instead of an Ingress."""
+
+    name: str
+    namespace: str
+
+
+def app_manifests(spec: AppSpec, ingress_class: str | None = "nginx",
+                  gateway: Gateway | None = None) -> list[Manifest]:
     ns = namespace_of(spec.space)
     version = f"v{spec.release}"
     out: list[Manifest] = [{
@@ -203,21 +212,34 @@ def app_manifests(spec: AppSpec, ingress_class: str | None = "nginx") -> list[Ma
                              "selector": {"cove.dev/app": spec.app, "cove.dev/process": "web"},
                              "ports": [{"name": "http", "port": 80, "targetPort": PORT,
                                         "protocol": "TCP"}]}})
-        ingress: dict[str, Any] = {"rules": [
-            {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-                "service": {"name": spec.app, "port": {"number": 80}}}}]}}
-            for host in spec.hostnames]}
-        if ingress_class:
-            ingress["ingressClassName"] = ingress_class
-        out.append({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                    "metadata": _meta(spec.app, ns, labels=app_labels(spec, "web")),
-                    "spec": ingress})
+        out.append(_http_route(spec, ns, gateway) if gateway else _ingress(spec, ns,
+                                                                             ingress_class))
         if web.count > 1:
             out.append({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
                         "metadata": _meta(spec.app, ns, labels=app_labels(spec, "web")),
                         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {
                             "cove.dev/app": spec.app, "cove.dev/process": "web"}}}})
     return out
+
+
+def _ingress(spec: AppSpec, ns: str, ingress_class: str | None) -> Manifest:
+    ingress: dict[str, Any] = {"rules": [
+        {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+            "service": {"name": spec.app, "port": {"number": 80}}}}]}}
+        for host in spec.hostnames]}
+    if ingress_class:
+        ingress["ingressClassName"] = ingress_class
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": _meta(spec.app, ns, labels=app_labels(spec, "web")), "spec": ingress}
+
+
+def _http_route(spec: AppSpec, ns: str, gateway: Gateway) -> Manifest:
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": _meta(spec.app, ns, labels=app_labels(spec, "web")),
+            "spec": {"parentRefs": [{"name": gateway.name, "namespace": gateway.namespace}],
+                     "hostnames": list(spec.hostnames),
+                     "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                                "backendRefs": [{"name": spec.app, "port": 80}]}]}}
 
 
 def _autoscaler(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
