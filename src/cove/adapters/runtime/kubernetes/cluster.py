@@ -11,7 +11,6 @@ an unchanged space reads but writes nothing.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import queue
 import threading
@@ -128,7 +127,7 @@ class KubernetesCluster:
             selector: dict[str, Any] = {"app.kubernetes.io/managed-by": "cove"}
             try:
                 where = {"namespace": ns} if ns else {}
-                found = _retrying(partial(self.client.list, res, labels=selector, **where))
+                found = _retrying(partial(_list_all, self.client, res, selector, where))
                 obj: Any
                 for obj in found:
                     annotations = obj.metadata.annotations or {}
@@ -330,19 +329,21 @@ class KubernetesCluster:
 
 
 def _retrying(call: Callable[[], Any], attempts: int = 20) -> Any:
-    """Retry what the API server turns away for now (429: busy, or storage warming up).
-
-    Lists are read in full inside the retry, since their pages arrive lazily.
-    """
+    """Retry what the API server turns away for now (429: busy, or storage warming up)."""
     for attempt in range(attempts):
         try:
-            result = call()
-            return list(result) if inspect.isgenerator(result) else result
+            return call()
         except ApiError as err:
             if err.status.code != 429 or attempt == attempts - 1:
                 raise
             time.sleep(min(0.1 * 2 ** attempt, 2.0))
     raise AssertionError("unreachable")
+
+
+def _list_all(client: Client, res: Any, labels: dict[str, Any],
+              where: dict[str, str]) -> list[Any]:
+    # Read every page inside the retry: lightkube fetches them lazily.
+    return list(client.list(res, labels=labels, **where))
 
 
 def _log_line(raw: str, source: str) -> LogLine | None:
