@@ -340,10 +340,12 @@ def _retrying(call: Callable[[], Any], attempts: int = 20) -> Any:
     raise AssertionError("unreachable")
 
 
-def _list_all(client: Client, res: Any, labels: dict[str, Any],
-              where: dict[str, str]) -> list[Any]:
+def _list_all(client: Client, res: Any, labels: dict[str, Any], where: dict[str, str]
+              ) -> list[Any]:
     # Read every page inside the retry: lightkube fetches them lazily.
-    return list(client.list(res, labels=labels, **where))
+    if where:
+        return list(client.list(res, labels=labels, namespace=where["namespace"]))
+    return list(client.list(res, labels=labels))
 
 
 def _log_line(raw: str, source: str) -> LogLine | None:
