@@ -44,8 +44,7 @@ def reconcile(cluster: KubernetesCluster, spaces: list[SpaceState],
     began = time.perf_counter()
     for space in spaces:
         cluster.provision_space(space)
-    for app in apps:
-        cluster.apply(app)
+    cluster.reconcile(apps)
     return (time.perf_counter() - began, cluster.counters.requests - before_req,
             cluster.counters.writes - before_writes)
 

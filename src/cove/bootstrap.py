@@ -99,5 +99,6 @@ def build(settings: ServerSettings) -> Platform:
         template=load_template(settings), pools=load_pools(settings),
         settings=Settings(base_domain=settings.base_domain, router_port=settings.router_port,
                           signup_open=settings.signup_open,
-                          drain_seconds=settings.drain_seconds))
+                          drain_seconds=settings.drain_seconds,
+                          pool_reconcile_interval=settings.pool_reconcile_interval))
     return Platform(ctx, Reconciler(ctx), router, runtime, store, settings)

@@ -26,6 +26,7 @@ class ServerSettings:
     insecure_registries: tuple[str, ...] = ("localhost", "127.0.0.1")
     pools_file: Path | None = None
     reconcile_interval: float = 2.0
+    pool_reconcile_interval: float = 30.0
     drain_seconds: float = 1.0
 
     @classmethod
@@ -47,4 +48,5 @@ class ServerSettings:
             pools_file=Path(e["COVE_POOLS"]) if e.get("COVE_POOLS") else None,
             reconcile_interval=float(e.get("COVE_RECONCILE_INTERVAL", "2")),
             drain_seconds=float(e.get("COVE_DRAIN_SECONDS", "1")),
+            pool_reconcile_interval=float(e.get("COVE_POOL_RECONCILE_INTERVAL", "30")),
         )

@@ -96,5 +96,5 @@ def make_server(root: Path, **extra: str) -> CoveServer:
     router_port, api_port = free_port(), free_port()
     env = dict(os.environ, COVE_HOME=str(home), COVE_ROUTER_PORT=str(router_port),
                COVE_API_PORT=str(api_port), COVE_RECONCILE_INTERVAL="0.5",
-               COVE_DRAIN_SECONDS="1", **extra)
+               COVE_DRAIN_SECONDS="1", COVE_POOL_RECONCILE_INTERVAL="1", **extra)
     return CoveServer(home, router_port, api_port, env)

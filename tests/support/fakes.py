@@ -136,6 +136,9 @@ class FakePool:
         self.apps[(app.space, app.app)] = app
         return int(changed)
 
+    def reconcile(self, apps) -> int:  # type: ignore[no-untyped-def]
+        return sum(self.apply(app) for app in apps)
+
     def remove_app(self, space: str, app: str) -> None:
         self.apps.pop((space, app), None)
 

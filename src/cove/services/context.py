@@ -31,6 +31,15 @@ class AppLocks:
         with lock:
             yield
 
+    def try_acquire(self, app_id: int) -> bool:
+        """Take an app's lock only if nobody holds it (a deploy in progress is left alone)."""
+        with self._guard:
+            lock = self._locks[app_id]
+        return lock.acquire(blocking=False)
+
+    def release(self, app_id: int) -> None:
+        self._locks[app_id].release()
+
 
 @dataclass
 class Settings:
@@ -40,6 +49,7 @@ class Settings:
     max_spaces_per_user: int = 5
     drain_seconds: float = 1.0
     stop_grace_seconds: int = 10
+    pool_reconcile_interval: float = 30.0  # how often clusters are checked for drift
 
 
 @dataclass

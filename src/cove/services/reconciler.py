@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cove.domain.models import App, Release, Space
+from cove.ports.pool import AppState
 from cove.ports.router import Route
 from cove.ports.runtime import Instance, InstanceSpec
 from cove.services.context import Context
@@ -48,6 +49,7 @@ class Reconciler:
         self.ctx = ctx
         self.clock = clock
         self.crashes: dict[str, Crash] = {}
+        self._next_pool_pass = 0.0
         self._stop = threading.Event()
 
     # -- one app -------------------------------------------------------------------------
@@ -56,20 +58,13 @@ class Reconciler:
         """Bring one app's instances in line with its current release and formation."""
         with self.ctx.locks.hold(app_id):
             desired = self._desired(app_id)
+            if desired is not None and pool_of(self.ctx, desired.space) is not None:
+                return  # a declarative pool runs it: see reconcile_pools()
             running = self.ctx.runtime.instances(app_id)
             if desired is None or desired.release is None:
                 stop_all(self.ctx, [i.name for i in running])
                 return
             app, space, release = desired.app, desired.space, desired.release
-            pool = pool_of(self.ctx, space)
-            if pool is not None:
-                # A declarative pool runs the instances; re-applying repairs any drift
-                # and writes nothing when the cluster already matches.
-                with self.ctx.store.unit_of_work() as uow:
-                    state = current_state(self.ctx, uow, space, app)
-                if state is not None:
-                    pool.apply(state)
-                return
             specs = specs_for(self.ctx, space.name, template_of(space), app, release,
                               app.formation)
             wanted = {s.name: s for s in specs}
@@ -159,18 +154,53 @@ class Reconciler:
 
     def tick(self) -> None:
         with self.ctx.store.unit_of_work() as uow:
-            app_ids = [a.id for a in uow.apps.all()]
+            spaces = {s.id: s for s in uow.spaces.all()}
+            apps = uow.apps.all()
+        app_ids = [a.id for a in apps if pool_of(self.ctx, spaces[a.space_id]) is None]
         for app_id in app_ids:
             try:
                 self.converge_app(app_id)
             except Exception:
                 log.exception("reconciling app %s failed", app_id)
+        if self.clock() >= self._next_pool_pass:
+            self._next_pool_pass = self.clock() + self.ctx.settings.pool_reconcile_interval
+            self.reconcile_pools()
         known = set(app_ids)
         orphans = [i.name for i in self.ctx.runtime.instances() if i.app_id not in known]
         if orphans:
             log.info("removing %d orphaned instances", len(orphans))
             stop_all(self.ctx, orphans)
         self.sync_routes()
+
+    def reconcile_pools(self) -> None:
+        """Re-apply every pool app's desired state: repairs drift, writes nothing otherwise.
+
+        Apps being deployed right now are skipped: their lock is held, and the store still
+        describes the release that is being replaced.
+        """
+        held: list[int] = []
+        by_pool: dict[str, list[AppState]] = {}
+        try:
+            with self.ctx.store.unit_of_work() as uow:
+                for space in uow.spaces.all():
+                    pool = pool_of(self.ctx, space)
+                    if pool is None:
+                        continue
+                    for app in uow.apps.of_space(space.id):
+                        if not self.ctx.locks.try_acquire(app.id):
+                            continue
+                        held.append(app.id)
+                        state = current_state(self.ctx, uow, space, app)
+                        if state is not None:
+                            by_pool.setdefault(pool.name, []).append(state)
+            for name, states in by_pool.items():
+                try:
+                    self.ctx.pools[name].reconcile(states)
+                except Exception:
+                    log.exception("reconciling pool %s failed", name)
+        finally:
+            for app_id in held:
+                self.ctx.locks.release(app_id)
 
     def sync_routes(self) -> bool:
         return sync_routes(self.ctx)

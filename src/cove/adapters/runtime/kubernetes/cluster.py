@@ -217,6 +217,14 @@ class KubernetesCluster:
             raise
         self.prune(spec)
 
+    def reconcile(self, apps: list[AppState]) -> int:
+        """Re-apply many apps, one namespace at a time: each kind is listed once per space."""
+        by_space: dict[str, list[Manifest]] = {}
+        for app in apps:
+            by_space.setdefault(app.space, []).extend(self._render(app))
+        return sum(self.apply(manifests, f"reconciling space {space!r}")
+                   for space, manifests in sorted(by_space.items()))
+
     def wait_rollout(self, spec: AppSpec, timeout: float) -> None:
         ns = namespace_of(spec.space)
         deadline = time.monotonic() + timeout
