@@ -144,9 +144,6 @@ def test_autoscaling_on_kubernetes_and_not_locally(kcove: CoveServer,
 def test_logs_come_from_the_pods(kcove: CoveServer, control_plane: ControlPlane,
                                  registry: Registry, team: str) -> None:
     import datetime as dt
-    import subprocess
-    import sys
-    import time
 
     admin = kcove.user("operator")
     s = ("--space", "team-k8s")
@@ -158,17 +155,9 @@ def test_logs_come_from_the_pods(kcove: CoveServer, control_plane: ControlPlane,
     assert "web.1: simulated container started by kwok" in out
     assert "web.2: simulated container started by kwok" in out
     assert "cove: v1 is live" in out
-    follower = subprocess.Popen([sys.executable, "-m", "cove.cli.main", "logs", "chatty", "-f",
-                                 "-n", "0", *s], env=admin.env, stdout=subprocess.PIPE,
-                                text=True)
-    try:
-        time.sleep(2)
+    with admin.following("logs", "chatty", "-f", "-n", "0", *s) as next_line:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
         with (control_plane.state / "pod.log").open("a") as log:
             log.write(f"{stamp} stdout F a line written just now\n")
-        assert follower.stdout is not None
-        line = follower.stdout.readline()
+        line = next_line()
         assert "a line written just now" in line and "web." in line
-    finally:
-        follower.kill()
-        follower.wait()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -76,17 +74,10 @@ def test_the_user_story(cove: CoveServer, registry: Registry) -> None:
 
     cove.app_get(host, "/marker-for-logs")
     wait_until(lambda: "GET /marker-for-logs" in alice.run("logs", "hello").stdout, 10, "logs")
-    follower = subprocess.Popen([sys.executable, "-m", "cove.cli.main", "logs", "hello", "-f",
-                                 "-n", "0"], env=alice.env, stdout=subprocess.PIPE, text=True)
-    try:
-        time.sleep(1)
+    with alice.following("logs", "hello", "-f", "-n", "0") as next_line:
         cove.app_get(host, "/streamed-line")
-        assert follower.stdout is not None
-        line = follower.stdout.readline()
+        line = next_line()
         assert "GET /streamed-line" in line and "web." in line
-    finally:
-        follower.kill()
-        follower.wait()
 
     alice.run("domains", "add", "hello", "www.example.test")
     assert cove.app_get("www.example.test").text.startswith("hello from hello")

@@ -6,6 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +77,19 @@ class CliUser:
         if not ok and proc.returncode == 0:
             raise AssertionError(f"cove {' '.join(args)} should have failed: {proc.stdout}")
         return proc
+
+    @contextmanager
+    def following(self, *args: str) -> Iterator[Callable[[], str]]:
+        """Run a streaming command (e.g. `logs -f`); yield a function reading its next line."""
+        proc = subprocess.Popen([sys.executable, "-m", "cove.cli.main", *args], env=self.env,
+                                stdout=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.5)  # let the stream begin before the test makes news
+            assert proc.stdout is not None
+            yield proc.stdout.readline
+        finally:
+            proc.kill()
+            proc.wait()
 
     def signup(self, password: str = "password123") -> None:
         self.run("signup", self.name, "--password-stdin", input=password + "\n")
