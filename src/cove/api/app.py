@@ -5,7 +5,7 @@ import time
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi import Depends, FastAPI, Header, Response
 from fastapi.responses import StreamingResponse
 
 from cove import __version__
@@ -224,7 +224,7 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
         return apps.show_app(ctx, user, space, app).as_dict()["instances"]  # type: ignore[no-any-return]
 
     @api.get("/v1/spaces/{space}/apps/{app}/logs")
-    def logs(space: str, app: str, user: Me, request: Request, tail: int = 100,
+    def logs(space: str, app: str, user: Me, tail: int = 100,
              follow: bool = False, seconds: float | None = None) -> StreamingResponse:
         tail = max(0, min(tail, MAX_LOG_TAIL))
         stop = time.monotonic() + seconds if seconds else None

@@ -21,6 +21,10 @@ class Usage:
         return Usage(self.apps + other.apps, self.instances + other.instances,
                      self.memory_mb + other.memory_mb, self.cpu_millis + other.cpu_millis)
 
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.apps - other.apps, self.instances - other.instances,
+                     self.memory_mb - other.memory_mb, self.cpu_millis - other.cpu_millis)
+
     def as_dict(self) -> dict[str, int]:
         return {"apps": self.apps, "instances": self.instances, "memory_mb": self.memory_mb,
                 "cpu_millis": self.cpu_millis}

@@ -31,13 +31,10 @@ def _fits(uow: UnitOfWork, space: Space, app: App, formation: dict[str, Process]
           what: str) -> None:
     """Refuse before anything starts if the space's quota cannot hold the new formation."""
     tpl = template_of(space)
-    others = usage_of(uow, space)
-    current = formation_usage(tpl, app.formation)
-    proposed = formation_usage(tpl, formation)
-    # During a rollout old and new instances overlap briefly; quota counts the steady state.
-    total = type(others)(others.apps, others.instances - current.instances + proposed.instances,
-                         others.memory_mb - current.memory_mb + proposed.memory_mb,
-                         others.cpu_millis - current.cpu_millis + proposed.cpu_millis)
+    # The space as it is, with this app's formation swapped for the new one. During a
+    # rollout old and new instances overlap briefly; the quota counts the steady state.
+    total = (usage_of(uow, space) - formation_usage(tpl, app.formation)
+             + formation_usage(tpl, formation))
     check_fits(tpl.quota, total, what)
 
 
