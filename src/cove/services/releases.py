@@ -47,6 +47,7 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
     Steps: validate and check quota -> start new instances -> health check ->
     record the release -> switch the route -> drain and stop the old instances.
     A failure before the record step stops the new instances and changes nothing.
+    On a declarative pool the pool rolls out, and undoes a failed rollout, itself.
     """
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
