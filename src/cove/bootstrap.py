@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from lightkube import Client, KubeConfig
 
+from cove.adapters.builder.buildah import BuildahBuilder
 from cove.adapters.health import HttpHealthCheck
 from cove.adapters.passwords import Argon2Hasher
 from cove.adapters.registry.images import RegistryResolver
@@ -97,6 +98,7 @@ def build(settings: ServerSettings) -> Platform:
         resolver=RegistryResolver(engine, settings.insecure_registries),
         router=router, health=HttpHealthCheck(), hasher=Argon2Hasher(),
         template=load_template(settings), pools=load_pools(settings),
+        builder=BuildahBuilder(engine),
         settings=Settings(base_domain=settings.base_domain, router_port=settings.router_port,
                           signup_open=settings.signup_open,
                           drain_seconds=settings.drain_seconds,

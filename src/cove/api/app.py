@@ -1,12 +1,14 @@
 """The REST API: thin handlers that parse, call one service and map the result."""
 
 import base64
+import tempfile
 import time
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, BinaryIO, cast
 
-from fastapi import Depends, FastAPI, Header, Response
+from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from cove import __version__
 from cove.api import errors
@@ -26,16 +28,17 @@ from cove.api.schemas import (
     audit_dict,
     release_dict,
 )
-from cove.domain.errors import Unauthorized
+from cove.domain.errors import Invalid, Unauthorized
 from cove.domain.models import Autoscale, User
 from cove.domain.roles import Role
 from cove.ports.registry import Credentials
-from cove.services import accounts, apps, releases, spaces
+from cove.services import accounts, apps, builds, releases, spaces
 from cove.services.context import Context
 from cove.services.logs import app_logs
 from cove.services.reconciler import Reconciler
 
 MAX_LOG_TAIL = 10_000
+MAX_UPLOAD = 256 * 2**20
 
 
 def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
@@ -236,6 +239,45 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
                 yield f"{stamp} {line.source}: {line.text}\n".encode()
 
         return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+
+    @api.post("/v1/spaces/{space}/apps/{app}/builds")
+    async def push(space: str, app: str, request: Request, user: Me) -> StreamingResponse:
+        """Upload a (gzipped) tarball of source; the response streams the build's output."""
+        upload = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)  # noqa: SIM115 - closed below
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_UPLOAD:
+                upload.close()
+                raise Invalid(f"the upload is larger than {MAX_UPLOAD // 2**20} MiB: leave "
+                              "build output and dependencies out (.coveignore)")
+            upload.write(chunk)
+        upload.seek(0)
+        lines = await run_in_threadpool(builds.push_source, ctx, user, space, app,
+                                        cast(BinaryIO, upload))
+
+        def body() -> Iterator[bytes]:
+            try:
+                for line in lines:
+                    yield (line + "\n").encode()
+            finally:
+                upload.close()
+
+        return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+
+    @api.get("/v1/spaces/{space}/apps/{app}/builds")
+    def list_builds(space: str, app: str, user: Me) -> list[dict[str, Any]]:
+        return [{"number": b.number, "status": b.status, "builder": b.builder,
+                 "release": f"v{b.release_version}" if b.release_version else None,
+                 "error": b.error, "created_by": b.created_by,
+                 "created_at": b.created_at.isoformat(),
+                 "finished_at": b.finished_at.isoformat() if b.finished_at else None}
+                for b in builds.list_builds(ctx, user, space, app)]
+
+    @api.get("/v1/spaces/{space}/apps/{app}/builds/{number}/log")
+    def build_log(space: str, app: str, number: int, user: Me) -> Response:
+        return Response(builds.build_log(ctx, user, space, app, number),
+                        media_type="text/plain; charset=utf-8")
 
     @api.get("/v1/spaces/{space}/apps/{app}/domains")
     def list_domains(space: str, app: str, user: Me) -> list[str]:

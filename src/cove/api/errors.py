@@ -19,6 +19,7 @@ STATUS: dict[type[e.CoveError], int] = {
     e.Unsupported: 400,
     e.DeployFailed: 422,
     e.ImageError: 422,
+    e.BuildFailed: 422,
 }
 
 

@@ -74,6 +74,24 @@ class Client:
             return None
         return response.json()
 
+    def request_text(self, method: str, path: str) -> str:
+        response = self.http.request(method, path)
+        if response.status_code >= 400:
+            raise _error(response)
+        return response.text
+
+    def stream_post(self, path: str, data: bytes) -> Iterator[str]:
+        """POST a body and yield the response's lines as they arrive."""
+        try:
+            with self.http.stream("POST", path, content=data, timeout=None,
+                                  headers={"Content-Type": "application/gzip"}) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise _error(response)
+                yield from response.iter_lines()
+        except httpx.ConnectError:
+            raise ApiError(0, "unreachable", f"cannot reach Cove at {self.profile.url}") from None
+
     def stream(self, path: str, **params: Any) -> Iterator[str]:
         try:
             with self.http.stream("GET", path, params=params, timeout=None) as response:

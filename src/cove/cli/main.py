@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -11,6 +12,7 @@ from typer.core import TyperGroup
 
 from cove.cli.client import ApiError, Client, Profile
 from cove.cli.output import emit_json, header, pairs, table
+from cove.cli.upload import pack
 
 
 class DefaultGroup(TyperGroup):
@@ -208,6 +210,38 @@ def deploy(name: str, image: str, space: Space = None,
     typer.echo(f"Deploying {image} to {name}...")
     release = _client().request("POST", f"{_app_path(space, name)}/deploys", json=body)
     typer.echo(f"Released {release['name']}: {release['url']}")
+
+
+@app.command()
+def push(name: str, directory: Annotated[Path, typer.Argument(help="source directory")] = Path("."),
+         space: Space = None) -> None:
+    """Upload a directory, build it (Dockerfile) and release it; output streams back."""
+    data = pack(directory)
+    typer.echo(f"-----> uploading {len(data) // 1024} KiB from {directory}")
+    last = ""
+    for line in _client().stream_post(f"{_app_path(space, name)}/builds", data):
+        typer.echo(line)
+        last = line
+    if not last.startswith("==>") or " failed" in last:
+        raise typer.Exit(1)
+
+
+@app.command("builds")
+def builds_(name: str, log: Annotated[int | None, typer.Option(
+        "--log", help="print the output of this build number")] = None,
+            space: Space = None, json_: Json = False) -> None:
+    """List an app's builds, or print one build's output with --log N."""
+    if log is not None:
+        typer.echo(_client().request_text("GET", f"{_app_path(space, name)}/builds/{log}/log"))
+        return
+    found = _client().request("GET", f"{_app_path(space, name)}/builds")
+    if json_:
+        emit_json(found)
+        return
+    header(f"{name} builds")
+    table([(b["number"], b["status"], b["release"] or "-", b["created_by"],
+            b["created_at"][:19], b["error"][:60]) for b in found],
+          ("build", "status", "release", "by", "when", "error"))
 
 
 @app.command()

@@ -53,3 +53,9 @@ class ImageError(CoveError):
     """The image could not be resolved: unknown, unreachable registry, bad credentials."""
 
     code = "image_error"
+
+
+class BuildFailed(CoveError):
+    """The build ran and failed (or hit a limit); the previous release keeps serving."""
+
+    code = "build_failed"

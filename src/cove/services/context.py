@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from cove.domain.template import SpaceTemplate
 from cove.ports.auth import PasswordHasher
+from cove.ports.builder import Builder
 from cove.ports.pool import Pool
 from cove.ports.registry import ImageResolver
 from cove.ports.router import HealthCheck, Router
@@ -66,6 +67,7 @@ class Context:
     locks: AppLocks = field(default_factory=AppLocks)
     # Declarative pools by name (e.g. Kubernetes clusters); "local" is the runtime above.
     pools: dict[str, Pool] = field(default_factory=dict)
+    builder: Builder | None = None  # builds images from uploaded source
     # Instances that passed their health check and may take traffic (by instance name).
     ready: set[str] = field(default_factory=set)
     ready_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -127,6 +127,15 @@ def deploy_image(ctx: Context, user: User, space_name: str, app_name: str, image
                     processes={"web": None}, description=f"Deploy {image}", action="app.deploy")
 
 
+def deploy_built_image(ctx: Context, user: User, space_name: str, app_name: str, label: str,
+                       image_id: str, processes: dict[str, list[str] | None],
+                       description: str) -> Release:
+    """A release of an image Cove built itself (already in the local image store)."""
+    return _release(ctx, user, space_name, app_name, image=label, digest=image_id,
+                    config=None, processes=processes, description=description,
+                    action="app.deploy")
+
+
 def set_config(ctx: Context, user: User, space_name: str, app_name: str,
                changes: dict[str, str | None]) -> Release | None:
     """Set (value) or unset (None) config vars; a deployed app gets a new release."""

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from cove.adapters.store.sql import tables as t
+from cove.domain.builds import Build
 from cove.domain.models import (
     App,
     AuditEvent,
@@ -128,7 +129,7 @@ class SqlSpaces(_Repo):
     def delete(self, space_id: int) -> None:
         # Explicit child deletes: SQLite enforces ON DELETE CASCADE only with a pragma.
         app_ids = sa.select(t.apps.c.id).where(t.apps.c.space_id == space_id)
-        for table in (t.releases, t.domains):
+        for table in (t.releases, t.domains, t.builds):
             self.conn.execute(table.delete().where(table.c.app_id.in_(app_ids)))
         self.conn.execute(t.apps.delete().where(t.apps.c.space_id == space_id))
         self.conn.execute(t.memberships.delete().where(t.memberships.c.space_id == space_id))
@@ -199,7 +200,7 @@ class SqlApps(_Repo):
         self.conn.execute(t.apps.update().where(t.apps.c.id == app.id).values(**self._values(app)))
 
     def delete(self, app_id: int) -> None:
-        for table in (t.releases, t.domains):
+        for table in (t.releases, t.domains, t.builds):
             self.conn.execute(table.delete().where(table.c.app_id == app_id))
         self.conn.execute(t.apps.delete().where(t.apps.c.id == app_id))
 
@@ -265,3 +266,38 @@ class SqlAudit(_Repo):
                                  .order_by(t.audit.c.id.desc()).limit(limit)).mappings()
         return [AuditEvent(r["id"], r["space_id"], r["actor"], r["action"], r["target"],
                            dict(r["detail"]), _utc(r["created_at"])) for r in rows]
+
+
+def _build(row: RowMapping) -> Build:
+    return Build(row["id"], row["app_id"], row["number"], row["status"], row["created_by"],
+                 row["builder"], row["image"], row["release_version"], row["error"], row["log"],
+                 _utc(row["created_at"]),
+                 _utc(row["finished_at"]) if row["finished_at"] else None)
+
+
+class SqlBuilds(_Repo):
+    def add(self, app_id: int, created_by: str, status: str) -> Build:
+        query = sa.select(sa.func.max(t.builds.c.number)).where(t.builds.c.app_id == app_id)
+        number = int(self.conn.execute(query).scalar_one() or 0) + 1
+        build = Build(0, app_id, number, status, created_by)
+        result = self.conn.execute(t.builds.insert().values(
+            app_id=app_id, number=number, status=status, builder="", image="", error="",
+            log="", created_by=created_by, created_at=build.created_at))
+        build.id = _new_id(result)
+        return build
+
+    def save(self, build: Build) -> None:
+        self.conn.execute(t.builds.update().where(t.builds.c.id == build.id).values(
+            status=build.status, builder=build.builder, image=build.image,
+            release_version=build.release_version, error=build.error, log=build.log,
+            finished_at=build.finished_at))
+
+    def get(self, app_id: int, number: int) -> Build | None:
+        row = self._one(t.builds.select().where(t.builds.c.app_id == app_id,
+                                                t.builds.c.number == number))
+        return _build(row) if row else None
+
+    def of_app(self, app_id: int) -> list[Build]:
+        rows = self.conn.execute(t.builds.select().where(t.builds.c.app_id == app_id)
+                                 .order_by(t.builds.c.number.desc())).mappings()
+        return [_build(r) for r in rows]

@@ -55,6 +55,7 @@ class SqlUnitOfWork:
     releases: r.SqlReleases
     domains: r.SqlDomains
     audit: r.SqlAudit
+    builds: r.SqlBuilds
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -72,6 +73,7 @@ class SqlUnitOfWork:
         self.releases = r.SqlReleases(conn)
         self.domains = r.SqlDomains(conn)
         self.audit = r.SqlAudit(conn)
+        self.builds = r.SqlBuilds(conn)
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:

@@ -92,3 +92,20 @@ audit = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False),
     sa.Column("created_at", TS, nullable=False),
 )
+
+builds = sa.Table(
+    "builds", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("app_id", sa.Integer, sa.ForeignKey("apps.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("builder", sa.String(64), nullable=False),
+    sa.Column("image", sa.String(512), nullable=False),
+    sa.Column("release_version", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("log", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("finished_at", TS, nullable=True),
+    sa.UniqueConstraint("app_id", "number", name="uq_builds_app_number"),
+)

@@ -1,0 +1,151 @@
+"""Builds: uploaded source -> a sandboxed image build -> a new release of the app."""
+
+from __future__ import annotations
+
+import queue
+import tempfile
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from cove.domain.builds import FAILED, RUNNING, SUCCEEDED, Build
+from cove.domain.errors import CoveError, Invalid, NotFound, Unsupported
+from cove.domain.models import User, now
+from cove.domain.procfile import RELEASE, parse_procfile
+from cove.domain.roles import Action
+from cove.ports.builder import Builder, BuildLimits
+from cove.services.access import app_for
+from cove.services.context import Context
+from cove.services.pools import pool_of
+from cove.services.releases import deploy_built_image
+from cove.services.spaces import template_of
+
+MAX_LOG = 256 * 1024  # the part of a build's output kept with the build
+
+
+class BuildSlots:
+    """At most the space's quota of builds at once; the rest wait their turn."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[int, threading.Semaphore] = {}
+        self.waiting: defaultdict[int, int] = defaultdict(int)
+
+    def slot(self, space_id: int, size: int) -> threading.Semaphore:
+        with self._lock:
+            if space_id not in self._slots:
+                self._slots[space_id] = threading.BoundedSemaphore(max(size, 1))
+            return self._slots[space_id]
+
+
+SLOTS = BuildSlots()
+
+
+def push_source(ctx: Context, user: User, space_name: str, app_name: str,
+                archive: BinaryIO) -> Iterator[str]:
+    """Start building the uploaded source and deploying it; return its output as it comes.
+
+    Access and placement are checked before this returns (so they fail as plain errors);
+    the last line of the output says how it ended ("==> ... succeeded" / "failed: why").
+    """
+    builder = ctx.builder
+    if builder is None:
+        raise Unsupported("this Cove has no builder configured")
+    with ctx.store.unit_of_work() as uow:
+        space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+        if pool_of(ctx, space) is not None:
+            raise Unsupported("building from source is not supported on Kubernetes pools yet "
+                              "(they need a registry for built images): deploy an image")
+        build = uow.builds.add(app.id, user.name, RUNNING)
+        uow.audit.add(space.id, user.name, "build.start", app_name, {"build": build.number})
+        uow.commit()
+    lines: queue.Queue[str | None] = queue.Queue()
+    slot = SLOTS.slot(space.id, template_of(space).quota.builds)
+    worker = threading.Thread(target=_run, daemon=True, args=(
+        ctx, builder, user, space_name, app_name, build, archive, slot, lines))
+    worker.start()
+    return _drain(lines)
+
+
+def _drain(lines: queue.Queue[str | None]) -> Iterator[str]:
+    while (line := lines.get()) is not None:
+        yield line
+
+
+def _run(ctx: Context, builder: Builder, user: User, space_name: str, app_name: str,
+         build: Build, archive: BinaryIO, slot: threading.Semaphore,
+         lines: queue.Queue[str | None]) -> None:
+    log: list[str] = []
+
+    def emit(line: str) -> None:
+        if sum(len(x) for x in log) < MAX_LOG:
+            log.append(line)
+        lines.put(line)
+
+    try:
+        if not slot.acquire(blocking=False):
+            emit("-----> waiting for a build slot (the space's quota of builds at once)")
+            slot.acquire()
+        try:
+            with tempfile.TemporaryDirectory(prefix="cove-src-") as work:
+                source = Path(work) / "src"
+                source.mkdir()
+                count = builder.unpack(archive, source)
+                emit(f"-----> received {count} files")
+                processes = _processes(source, emit)
+                emit(f"-----> build {build.number}: building the image")
+                tag = f"localhost/cove-builds/{space_name}/{app_name}:build-{build.number}"
+                built = builder.build(source, tag, BuildLimits(), emit)
+                build.builder, build.image = built.builder, built.image
+        finally:
+            slot.release()
+        emit(f"-----> releasing build {build.number}")
+        release = deploy_built_image(ctx, user, space_name, app_name,
+                                     f"build {build.number}", built.image, processes,
+                                     f"Build {build.number} ({built.builder})")
+        build.status, build.release_version = SUCCEEDED, release.version
+        emit(f"==> build {build.number} succeeded: released v{release.version}")
+    except CoveError as err:
+        build.status, build.error = FAILED, err.message
+        emit(f"==> build {build.number} failed: {err.message}")
+    except Exception as err:  # keep the record honest whatever went wrong
+        build.status, build.error = FAILED, f"internal error: {err}"
+        emit(f"==> build {build.number} failed: internal error")
+    finally:
+        build.log, build.finished_at = "\n".join(log), now()
+        with ctx.store.unit_of_work() as uow:
+            uow.builds.save(build)
+            uow.commit()
+        lines.put(None)
+
+
+def _processes(source: Path, emit: Callable[[str], None]) -> dict[str, list[str] | None]:
+    procfile = source / "Procfile"
+    if not procfile.is_file():
+        return {"web": None}  # the image's own command
+    try:
+        declared = parse_procfile(procfile.read_text())
+    except UnicodeDecodeError:
+        raise Invalid("Procfile is not UTF-8 text") from None
+    if declared.pop(RELEASE, None):
+        emit("-----> note: `release:` commands are not run yet; ignoring it")
+    if not declared:
+        raise Invalid("Procfile declares only a release command: add a web or worker type")
+    return dict(declared)
+
+
+def list_builds(ctx: Context, user: User, space_name: str, app_name: str) -> list[Build]:
+    with ctx.store.unit_of_work() as uow:
+        _, app = app_for(uow, user, space_name, app_name, Action.READ)
+        return uow.builds.of_app(app.id)
+
+
+def build_log(ctx: Context, user: User, space_name: str, app_name: str, number: int) -> str:
+    with ctx.store.unit_of_work() as uow:
+        _, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+        build = uow.builds.get(app.id, number)
+    if build is None:
+        raise NotFound(f"app {app_name!r} has no build {number}: `cove builds {app_name}`")
+    return build.log
