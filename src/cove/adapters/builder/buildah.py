@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,6 +19,56 @@ from cove.domain.errors import BuildFailed, Invalid
 from cove.ports.builder import BuildLimits, BuiltImage
 
 DOCKERFILES = ("Dockerfile", "Containerfile")
+
+
+PIDS_ROOT = Path("/sys/fs/cgroup/pids")
+
+
+@contextmanager
+def pids_cgroup(name: str, limit: int) -> Iterator[str | None]:
+    """A parent cgroup whose pids.max caps every process of one build (fork bombs).
+
+    buildah has no pids limit of its own; with the cgroupfs manager the build's
+    containers are created beneath this parent and inherit its cap. None where the
+    host does not offer a cgroup v1 pids hierarchy we may write to.
+    """
+    path = PIDS_ROOT / name
+    try:
+        path.mkdir(parents=True)
+        (path / "pids.max").write_text(str(limit))
+    except OSError:
+        yield None
+        return
+    try:
+        # The engine removes the parent it is given once a RUN step ends, and would make a
+        # fresh one (without the cap) for the next step: hand it a child of the capped one.
+        yield f"/{name}/steps"
+    finally:
+        kill_all(path)
+        # The engine may already have removed it along with the build's last container.
+        for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if child.is_dir():
+                with suppress(FileNotFoundError):
+                    child.rmdir()
+        with suppress(FileNotFoundError):
+            path.rmdir()
+
+
+def kill_all(cgroup: Path, timeout: float = 10) -> None:
+    """SIGKILL every process left in a cgroup tree (a stopped build's RUN containers)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and cgroup.exists():
+        pids = {int(p) for f in cgroup.rglob("cgroup.procs") for p in f.read_text().split()}
+        if not pids:
+            return
+        for pid in pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n / 2**10:g} KiB"
 
 
 class BuildahBuilder:
@@ -32,7 +86,8 @@ class BuildahBuilder:
             raise Invalid("no Dockerfile or Containerfile at the top of the source: add one "
                           "(buildpacks for Python, Node.js, Go and static sites are not "
                           "available yet)")
-        with tempfile.TemporaryDirectory(prefix="cove-build-") as work:
+        with tempfile.TemporaryDirectory(prefix="cove-build-") as work, \
+                pids_cgroup(f"cove-builds/{Path(work).name}", limits.pids) as parent:
             iidfile = Path(work) / "iid"
             args = [
                 self.binary, "bud", "--layers", "--isolation", "oci",
@@ -43,13 +98,15 @@ class BuildahBuilder:
                 "--memory", f"{limits.memory_mb}m", "--memory-swap", f"{limits.memory_mb}m",
                 "--cpu-period", "100000", "--cpu-quota", str(limits.cpu_millis * 100),
                 "--ulimit", "nofile=4096:4096",
+                *(["--cgroup-parent", parent] if parent else []),
                 "--iidfile", str(iidfile), "-f", str(dockerfile), "-t", tag, str(source),
             ]
-            self._run(args, limits, emit)
+            self._run(args, limits, emit, parent)
             image_id = iidfile.read_text().strip().removeprefix("sha256:")
         return BuiltImage(image_id, "dockerfile")
 
-    def _run(self, args: list[str], limits: BuildLimits, emit: Callable[[str], None]) -> None:
+    def _run(self, args: list[str], limits: BuildLimits, emit: Callable[[str], None],
+             cgroup: str | None) -> None:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=self.engine.env, start_new_session=True)
         stopped: list[str] = []
@@ -57,7 +114,10 @@ class BuildahBuilder:
         def stop(reason: str) -> None:
             if not stopped:
                 stopped.append(reason)
-                proc.kill()
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                if cgroup:  # the RUN step's processes are not buildah's children
+                    kill_all(PIDS_ROOT / cgroup.strip("/").removesuffix("/steps"))
 
         timer = threading.Timer(limits.timeout_seconds,
                                 stop, [f"it ran longer than {limits.timeout_seconds}s"])
@@ -69,7 +129,7 @@ class BuildahBuilder:
             for raw in proc.stdout:
                 written += len(raw)
                 if written > limits.max_output_bytes:
-                    stop(f"it wrote more than {limits.max_output_bytes // 2**20} MiB of output")
+                    stop(f"it wrote more than {_size(limits.max_output_bytes)} of output")
                     break
                 line = raw.decode("utf-8", "replace").rstrip("\n")
                 tail = [*tail[-19:], line]

@@ -1,0 +1,73 @@
+"""Builds must not hurt anyone: runaway builds are stopped, naming the limit they hit."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from cove.adapters.builder.buildah import BuildahBuilder
+from cove.adapters.runtime.local.engine import Engine
+from cove.domain.errors import BuildFailed
+from cove.ports.builder import BuildLimits
+from tests.support.services import run
+
+BUSYBOX = "localhost/cove-test/busybox:latest"
+
+
+@pytest.fixture(scope="module")
+def busybox_image() -> str:
+    """A base image with a shell: Debian's static busybox on an empty base."""
+    container = run("buildah", "from", "scratch").stdout.strip()
+    try:
+        run("buildah", "copy", container, shutil.which("busybox") or "/bin/busybox",
+            "/bin/busybox")
+        run("buildah", "run", "--isolation", "chroot", container, "/bin/busybox",
+            "--install", "-s", "/bin")
+        run("buildah", "commit", "--quiet", container, BUSYBOX)
+    finally:
+        run("buildah", "rm", container)
+    return BUSYBOX
+
+
+def build(tmp_path: Path, dockerfile: str, **limits: int) -> tuple[list[str], BuildFailed]:
+    (tmp_path / "Dockerfile").write_text(dockerfile)
+    lines: list[str] = []
+    builder = BuildahBuilder(Engine(tmp_path / "engine"))
+    with pytest.raises(BuildFailed) as err:
+        builder.build(tmp_path, "localhost/cove-test/runaway:1", BuildLimits(**limits),
+                      lines.append)
+    return lines, err.value
+
+
+def test_endless_output_is_stopped(busybox_image: str, tmp_path: Path) -> None:
+    _, err = build(tmp_path, f"FROM {busybox_image}\nRUN yes 'output forever'\n",
+                   max_output_bytes=1_000_000)
+    assert "it wrote more than 976.562 KiB of output" in err.message
+
+
+def test_an_endless_loop_is_stopped_at_the_wall_clock(busybox_image: str,
+                                                      tmp_path: Path) -> None:
+    began = time.monotonic()
+    _, err = build(tmp_path, f"FROM {busybox_image}\nRUN while true; do :; done\n",
+                   timeout_seconds=5)
+    assert "ran longer than 5s" in err.message
+    assert time.monotonic() - began < 60
+
+
+def test_a_fork_bomb_hits_the_pids_limit(busybox_image: str, tmp_path: Path) -> None:
+    lines, err = build(tmp_path, f"FROM {busybox_image}\nRUN true\n"  # a later step too
+                       "RUN i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; "
+                       "wait\n", pids=50, timeout_seconds=60)
+    assert "the build failed" in err.message
+    assert any("can't fork" in line or "Resource temporarily unavailable" in line
+               for line in lines)
+
+
+def test_a_memory_hog_is_stopped(busybox_image: str, tmp_path: Path) -> None:
+    _, err = build(tmp_path, f"FROM {busybox_image}\n"
+                   "RUN head -c 400000000 /dev/zero | tail -c 400000000 > /dev/null\n",
+                   memory_mb=64, timeout_seconds=60)
+    assert "the build failed" in err.message
