@@ -11,6 +11,7 @@ import yaml
 from lightkube import Client, KubeConfig
 
 from cove.adapters.builder.buildah import BuildahBuilder
+from cove.adapters.git.repos import GitRepos
 from cove.adapters.health import HttpHealthCheck
 from cove.adapters.passwords import Argon2Hasher
 from cove.adapters.registry.images import RegistryResolver
@@ -98,9 +99,10 @@ def build(settings: ServerSettings) -> Platform:
         resolver=RegistryResolver(engine, settings.insecure_registries),
         router=router, health=HttpHealthCheck(), hasher=Argon2Hasher(),
         template=load_template(settings), pools=load_pools(settings),
-        builder=BuildahBuilder(engine),
+        builder=BuildahBuilder(engine), repos=GitRepos(home / "git"),
         settings=Settings(base_domain=settings.base_domain, router_port=settings.router_port,
                           signup_open=settings.signup_open,
                           drain_seconds=settings.drain_seconds,
-                          pool_reconcile_interval=settings.pool_reconcile_interval))
+                          pool_reconcile_interval=settings.pool_reconcile_interval,
+                          api_url=f"http://127.0.0.1:{settings.api_port}"))
     return Platform(ctx, Reconciler(ctx), router, runtime, store, settings)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
 import tarfile
 import uuid
 from pathlib import Path
@@ -71,3 +73,51 @@ def test_a_hostile_upload_is_refused_and_writes_nothing_outside(cove: CoveServer
     with quinn.api() as api:
         other = api.post("/v1/spaces/pat/apps/site/builds", content=buffer.getvalue())
     assert other.status_code == 404  # another tenant's app: not even found
+
+
+def git(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@x")
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    assert (proc.returncode == 0) == ok, proc.stderr
+    return proc
+
+
+def test_git_push_builds_and_deploys(cove: CoveServer, tmp_path: Path) -> None:
+    rae = cove.user("rae")
+    rae.signup()
+    rae.run("apps", "create", "shop")
+    work = dockerfile_app(tmp_path / "shop", "pushed with git")
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "first")
+    url = rae.run("git", "remote", "shop").stdout.strip()  # outside a work tree: the URL
+    assert url.endswith("/git/rae/shop.git")
+    assert "Added git remote cove" in rae.run("git", "remote", "shop", cwd=work).stdout
+    assert git(work, "remote", "get-url", "cove").stdout.strip() == url
+    authed = url.replace("rae@", f"rae:{rae.token}@")
+    pushed = git(work, "push", authed, "main")
+    assert "remote: ==> build 1 succeeded: released v1" in pushed.stderr
+    assert cove.app_get("shop-rae.localhost").text.startswith("pushed with git from shop")
+
+    refused = git(work, "push", authed, "main:feature", ok=False)
+    assert "pushes to refs/heads/feature are not deployed" in refused.stderr
+
+    (work / "Dockerfile").write_text("FROM localhost/cove-test/does-not-exist:1\n")
+    git(work, "commit", "-qam", "break it")
+    broken = git(work, "push", authed, "main", ok=False)
+    assert "remote: ==> build 2 failed" in broken.stderr and "pre-receive hook declined" \
+        in broken.stderr
+    assert cove.app_get("shop-rae.localhost").text.startswith("pushed with git from shop")
+
+    clone = git(tmp_path, "clone", "-q", authed, str(tmp_path / "copy"))
+    assert clone.returncode == 0 and (tmp_path / "copy" / "Dockerfile").exists()
+    stranger = cove.user("sam")
+    stranger.signup()
+    theirs = url.replace("rae@", f"sam:{stranger.token}@")
+    # another tenant's repository is not found (404), without a token git must ask (401)
+    assert "not found" in git(tmp_path, "clone", "-q", theirs, str(tmp_path / "x"),
+                              ok=False).stderr
+    anonymous = git(tmp_path, "clone", "-q", url.replace("rae@", ""), str(tmp_path / "y"),
+                    ok=False).stderr
+    assert "could not read Username" in anonymous

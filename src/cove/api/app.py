@@ -32,7 +32,7 @@ from cove.domain.errors import Invalid, Unauthorized
 from cove.domain.models import Autoscale, User
 from cove.domain.roles import Role
 from cove.ports.registry import Credentials
-from cove.services import accounts, apps, builds, releases, spaces
+from cove.services import accounts, apps, builds, releases, sources, spaces
 from cove.services.context import Context
 from cove.services.logs import app_logs
 from cove.services.reconciler import Reconciler
@@ -278,6 +278,34 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
     def build_log(space: str, app: str, number: int, user: Me) -> Response:
         return Response(builds.build_log(ctx, user, space, app, number),
                         media_type="text/plain; charset=utf-8")
+
+    @api.api_route("/git/{space}/{app}.git/{path:path}", methods=["GET", "POST"],
+                   include_in_schema=False)
+    async def git(space: str, app: str, path: str, request: Request) -> Response:
+        """Smart HTTP for `git clone` and `git push`: the API token is the password."""
+        authorization = request.headers.get("authorization")
+        if not authorization:
+            return Response("log in with your user name and API token (`cove auth token`)\n",
+                            401, headers={"WWW-Authenticate": 'Basic realm="cove"'})
+        token = token_of(authorization)
+        user = await run_in_threadpool(accounts.authenticate, ctx, token)
+        body = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)  # noqa: SIM115 - closed below
+        async for chunk in request.stream():  # git may send it chunked; this undoes that
+            body.write(chunk)
+        body.rollover()  # the backend reads it through a real file descriptor
+        body.flush()
+        body.seek(0)
+        answer = await run_in_threadpool(
+            sources.serve_git, ctx, user, token, space, app, request.method, path,
+            request.url.query, request.headers.get("content-type", ""), cast(BinaryIO, body))
+
+        def stream() -> Iterator[bytes]:
+            try:
+                yield from answer.body
+            finally:
+                body.close()
+
+        return StreamingResponse(stream(), answer.status, headers=answer.headers)
 
     @api.get("/v1/spaces/{space}/apps/{app}/domains")
     def list_domains(space: str, app: str, user: Me) -> list[str]:

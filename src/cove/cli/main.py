@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import subprocess
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -224,6 +225,41 @@ def push(name: str, directory: Annotated[Path, typer.Argument(help="source direc
         last = line
     if not last.startswith("==>") or " failed" in last:
         raise typer.Exit(1)
+
+
+git_cmd = typer.Typer(help="The app's git repository.")
+app.add_typer(git_cmd, name="git")
+auth_cmd = typer.Typer(help="Your credentials.")
+app.add_typer(auth_cmd, name="auth")
+
+
+@git_cmd.command("remote")
+def git_remote(name: str, space: Space = None,
+               remote: Annotated[str, typer.Option(help="remote name")] = "cove") -> None:
+    """Print the app's git URL and, inside a git work tree, add it as a remote."""
+    profile = Profile()
+    user = profile.data.get("user", "")
+    base = profile.url.replace("://", f"://{user}@", 1) if user else profile.url
+    url = f"{base}/git/{_space(space)}/{name}.git"
+    _client().request("GET", _app_path(space, name))  # it must exist and be yours
+    inside = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"],
+                            capture_output=True, text=True)
+    if inside.returncode == 0:
+        subprocess.run(["git", "remote", "remove", remote], capture_output=True)
+        subprocess.run(["git", "remote", "add", remote, url], check=True)
+        typer.echo(f"Added git remote {remote}: {url}")
+        typer.echo("Push with `git push cove main`; the password is `cove auth token`.")
+    else:
+        typer.echo(url)
+
+
+@auth_cmd.command("token")
+def auth_token() -> None:
+    """Print your API token (the password for git pushes)."""
+    token = Profile().token
+    if not token:
+        raise ApiError(0, "unauthorized", "not logged in: run `cove login`")
+    typer.echo(token)
 
 
 @app.command("builds")

@@ -41,6 +41,8 @@ def create_app(ctx: Context, user: User, space_name: str, name: str,
         app = uow.apps.add(App(0, space.id, name, health_path=health_path or "/",
                                health_timeout=health_timeout or 30))
         uow.audit.add(space.id, user.name, "app.create", name, {})
+        if ctx.repos is not None:
+            ctx.repos.ensure(space.name, name)
         uow.commit()
     return app
 
@@ -132,6 +134,8 @@ def destroy_app(ctx: Context, user: User, space_name: str, name: str) -> None:
             uow.audit.add(space.id, user.name, "app.destroy", name, {})
             uow.commit()
             teardown_app(ctx, app)
+            if ctx.repos is not None:
+                ctx.repos.remove(space.name, app.name)
     _sync_routes(ctx)
 
 

@@ -13,6 +13,7 @@ from cove.ports.auth import PasswordHasher
 from cove.ports.builder import Builder
 from cove.ports.pool import Pool
 from cove.ports.registry import ImageResolver
+from cove.ports.repos import Repos
 from cove.ports.router import HealthCheck, Router
 from cove.ports.runtime import Logs, Runtime
 from cove.ports.store import Store
@@ -51,6 +52,7 @@ class Settings:
     drain_seconds: float = 1.0
     stop_grace_seconds: int = 10
     pool_reconcile_interval: float = 30.0  # how often clusters are checked for drift
+    api_url: str = "http://127.0.0.1:8081"  # the API itself, for git push hooks
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Context:
     # Declarative pools by name (e.g. Kubernetes clusters); "local" is the runtime above.
     pools: dict[str, Pool] = field(default_factory=dict)
     builder: Builder | None = None  # builds images from uploaded source
+    repos: Repos | None = None  # one git repository per app
     # Instances that passed their health check and may take traffic (by instance name).
     ready: set[str] = field(default_factory=set)
     ready_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -90,10 +90,12 @@ def destroy_space(ctx: Context, user: User, name: str) -> None:
         if uow.users.by_name(name) is not None:
             raise Conflict(f"{name!r} is a personal space and lives as long as its user")
         pool = pool_of(ctx, space)
-        if pool is None:
-            for app in uow.apps.of_space(space.id):
+        for app in uow.apps.of_space(space.id):
+            if pool is None:
                 teardown_app(ctx, app)
-        else:
+            if ctx.repos is not None:
+                ctx.repos.remove(space.name, app.name)
+        if pool is not None:
             pool.remove_space(name)  # the namespace takes everything in it along
         uow.spaces.delete(space.id)
         uow.audit.add(space.id, user.name, "space.destroy", name, {})
