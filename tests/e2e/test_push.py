@@ -52,7 +52,7 @@ def test_push_builds_releases_and_keeps_serving_through_failures(cove: CoveServe
 
     (source / "Dockerfile").unlink()
     missing = pat.run("push", "site", str(source), ok=False)
-    assert "no Dockerfile" in missing.stdout
+    assert "cannot tell how to build this source" in missing.stdout
 
 
 def test_a_hostile_upload_is_refused_and_writes_nothing_outside(cove: CoveServer) -> None:
@@ -121,3 +121,23 @@ def test_git_push_builds_and_deploys(cove: CoveServer, tmp_path: Path) -> None:
     anonymous = git(tmp_path, "clone", "-q", url.replace("rae@", ""), str(tmp_path / "y"),
                     ok=False).stderr
     assert "could not read Username" in anonymous
+
+
+def test_a_static_site_needs_no_dockerfile(cove: CoveServer, tmp_path: Path) -> None:
+    tess = cove.user("tess")
+    tess.signup()
+    tess.run("apps", "create", "docs")
+    site = tmp_path / "docs"
+    (site / "css").mkdir(parents=True)
+    (site / "index.html").write_text("<h1>Static docs</h1>\n")
+    (site / "css" / "site.css").write_text("h1 { color: teal }\n")
+    out = tess.run("push", "docs", str(site)).stdout
+    assert "static app detected" in out and "released v1" in out
+    assert cove.app_get("docs-tess.localhost").text == "<h1>Static docs</h1>\n"
+    assert "teal" in cove.app_get("docs-tess.localhost", "/css/site.css").text
+    assert cove.app_get("docs-tess.localhost", "/.cove-static-server").status_code == 404
+    (site / "index.html").unlink()
+    (site / "css" / "site.css").unlink()
+    (site / "notes.txt").write_text("nothing to build here")
+    nothing = tess.run("push", "docs", str(site), ok=False)
+    assert "cannot tell how to build this source" in nothing.stdout

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cove.adapters.builder.archive import extract
+from cove.adapters.builder.buildpacks import GENERATED, Buildpack
 from cove.adapters.runtime.local.engine import Engine
 from cove.domain.errors import BuildFailed, Invalid
 from cove.ports.builder import BuildLimits, BuiltImage
@@ -72,8 +73,10 @@ def _size(n: int) -> str:
 
 
 class BuildahBuilder:
-    def __init__(self, engine: Engine, binary: str = "buildah") -> None:
+    def __init__(self, engine: Engine, buildpacks: list[Buildpack] | None = None,
+                 binary: str = "buildah") -> None:
         self.engine = engine
+        self.buildpacks = buildpacks or []
         self.binary = binary
 
     def unpack(self, archive: BinaryIO, dest: Path) -> int:
@@ -82,10 +85,17 @@ class BuildahBuilder:
     def build(self, source: Path, tag: str, limits: BuildLimits,
               emit: Callable[[str], None]) -> BuiltImage:
         dockerfile = next((source / n for n in DOCKERFILES if (source / n).is_file()), None)
+        kind = "dockerfile"
         if dockerfile is None:
-            raise Invalid("no Dockerfile or Containerfile at the top of the source: add one "
-                          "(buildpacks for Python, Node.js, Go and static sites are not "
-                          "available yet)")
+            pack = next((p for p in self.buildpacks if p.detect(source)), None)
+            if pack is None:
+                known = ", ".join(["Dockerfile", *(p.name for p in self.buildpacks)])
+                raise Invalid(f"cannot tell how to build this source (tried: {known}): add a "
+                              "Dockerfile, or an index.html or public/ for a static site")
+            emit(f"-----> {pack.name} app detected")
+            dockerfile = source / GENERATED
+            dockerfile.write_text(pack.dockerfile(source))
+            kind = pack.name
         with tempfile.TemporaryDirectory(prefix="cove-build-") as work, \
                 pids_cgroup(f"cove-builds/{Path(work).name}", limits.pids) as parent:
             iidfile = Path(work) / "iid"
@@ -103,7 +113,7 @@ class BuildahBuilder:
             ]
             self._run(args, limits, emit, parent)
             image_id = iidfile.read_text().strip().removeprefix("sha256:")
-        return BuiltImage(image_id, "dockerfile")
+        return BuiltImage(image_id, kind)
 
     def _run(self, args: list[str], limits: BuildLimits, emit: Callable[[str], None],
              cgroup: str | None) -> None:

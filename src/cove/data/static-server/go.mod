@@ -1,0 +1,3 @@
+module cove.local/static-server
+
+go 1.21
