@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +16,14 @@ from tests.support.services import (
     Registry,
     build_hello_image,
     push,
+    run,
     start_postgres,
     start_registry,
     write_htpasswd,
 )
 
 HELLO_TAG = "localhost/cove-test/hello:latest"
+BUSYBOX = "localhost/cove-test/busybox:latest"
 
 
 @pytest.fixture(scope="session")
@@ -73,3 +76,18 @@ def control_plane(workdir: Path) -> Iterator[ControlPlane]:
     plane = start_control_plane(workdir / "k8s")
     yield plane
     plane.down()
+
+
+@pytest.fixture(scope="session")
+def busybox_image() -> str:
+    """A base image with a shell: Debian's static busybox on an empty base."""
+    container = run("buildah", "from", "scratch").stdout.strip()
+    try:
+        run("buildah", "copy", container, shutil.which("busybox") or "/bin/busybox",
+            "/bin/busybox")
+        run("buildah", "run", "--isolation", "chroot", container, "/bin/busybox",
+            "--install", "-s", "/bin")
+        run("buildah", "commit", "--quiet", container, BUSYBOX)
+    finally:
+        run("buildah", "rm", container)
+    return BUSYBOX

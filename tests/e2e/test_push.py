@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 
 from tests.support.cove import CoveServer
-from tests.support.services import hello_binary_path
+from tests.support.services import hello_binary_path, wait_until
 
 
 def dockerfile_app(root: Path, greeting: str) -> Path:
@@ -141,3 +141,33 @@ def test_a_static_site_needs_no_dockerfile(cove: CoveServer, tmp_path: Path) -> 
     (site / "notes.txt").write_text("nothing to build here")
     nothing = tess.run("push", "docs", str(site), ok=False)
     assert "cannot tell how to build this source" in nothing.stdout
+
+
+def test_procfile_processes_and_the_release_command(cove: CoveServer, tmp_path: Path,
+                                                    busybox_image: str) -> None:
+    uma = cove.user("uma")
+    uma.signup()
+    uma.run("apps", "create", "jobs")
+    source = tmp_path / "jobs"
+    source.mkdir()
+    shutil.copy(hello_binary_path(), source / "hello")
+    (source / "Dockerfile").write_text(f"FROM {busybox_image}\nCOPY hello /hello\n"
+                                       "USER 10001:10001\n")
+    (source / "Procfile").write_text(
+        "web: exec /hello\n"
+        "worker: while true; do echo working on $COVE_RELEASE; sleep 1; done\n"
+        'release: echo migrating for $COVE_RELEASE && test -z "$FAIL_RELEASE"\n')
+    out = uma.run("push", "jobs", str(source)).stdout
+    assert "release command" in out and "released v1" in out
+    assert "migrating for v1" in uma.run("logs", "jobs").stdout
+    info = json.loads(uma.run("apps", "info", "jobs", "--json").stdout)
+    assert info["process_types"] == ["web", "worker"]
+    assert info["formation"]["worker"]["count"] == 0  # workers start when scaled
+    uma.run("scale", "jobs", "worker=1")
+    assert sorted(i["name"] for i in json.loads(uma.run("ps", "jobs", "--json").stdout)) == [
+        "web.1", "worker.1"]
+    wait_until(lambda: "working on v1" in uma.run("logs", "jobs").stdout, 20, "the worker")
+
+    failed = uma.run("config", "set", "jobs", "FAIL_RELEASE=1", ok=False)
+    assert "release command failed (exit 1)" in failed.stderr
+    assert cove.app_get("jobs-uma.localhost").text.startswith("hello from jobs release=v1")

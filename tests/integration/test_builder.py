@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -12,24 +11,6 @@ from cove.adapters.builder.buildah import BuildahBuilder
 from cove.adapters.runtime.local.engine import Engine
 from cove.domain.errors import BuildFailed
 from cove.ports.builder import BuildLimits
-from tests.support.services import run
-
-BUSYBOX = "localhost/cove-test/busybox:latest"
-
-
-@pytest.fixture(scope="module")
-def busybox_image() -> str:
-    """A base image with a shell: Debian's static busybox on an empty base."""
-    container = run("buildah", "from", "scratch").stdout.strip()
-    try:
-        run("buildah", "copy", container, shutil.which("busybox") or "/bin/busybox",
-            "/bin/busybox")
-        run("buildah", "run", "--isolation", "chroot", container, "/bin/busybox",
-            "--install", "-s", "/bin")
-        run("buildah", "commit", "--quiet", container, BUSYBOX)
-    finally:
-        run("buildah", "rm", container)
-    return BUSYBOX
 
 
 def build(tmp_path: Path, dockerfile: str, **limits: int) -> tuple[list[str], BuildFailed]:

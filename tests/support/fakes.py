@@ -20,6 +20,7 @@ class FakeRuntime:
     stopped: list[str] = field(default_factory=list)
     fail_start: bool = False
     next_ip: int = 2
+    once_exit_code: int = 0
 
     def ensure_space(self, space: str) -> None:
         self.spaces.add(space)
@@ -45,6 +46,10 @@ class FakeRuntime:
 
     def instances(self, app_id: int | None = None) -> list[Instance]:
         return [i for i in self.running.values() if app_id is None or i.app_id == app_id]
+
+    def run_once(self, spec: InstanceSpec, timeout: float) -> tuple[int, str]:
+        self.started.append(spec.name)
+        return self.once_exit_code, "ran once"
 
     def crash(self, name: str, code: int = 3) -> None:
         self.running[name].state = "exited"

@@ -173,3 +173,25 @@ def test_custom_domains_are_unique_and_not_under_the_base_domain(world: World) -
         apps.add_domain(world.ctx, bob, "bob", "evil", "hello-alice.localhost")
     with pytest.raises(NotFound):
         apps.remove_domain(world.ctx, bob, "bob", "evil", "www.example.test")
+
+
+def test_a_failing_release_command_fails_the_deploy(world: World) -> None:
+    from cove.services.releases import deploy_built_image
+
+    deployed(world)
+    a = alice(world)
+    processes = {"web": None, "release": ["/bin/sh", "-c", "./migrate"]}
+    world.runtime.once_exit_code = 1
+    before = list(world.runtime.instances())
+    with pytest.raises(DeployFailed, match="release command failed"):
+        deploy_built_image(world.ctx, a, "alice", "hello", "build 1", DIGEST2, processes, "b")
+    assert world.runtime.instances() == before
+    world.runtime.once_exit_code = 0
+    release = deploy_built_image(world.ctx, a, "alice", "hello", "build 2", DIGEST2, processes,
+                                 "b")
+    assert release.version == 2 and any(n.endswith("release-1-v2") for n in
+                                        world.runtime.started)
+    view = apps.show_app(world.ctx, a, "alice", "hello").as_dict()
+    assert view["process_types"] == ["web"] and view["release_command"] == "./migrate"
+    with pytest.raises(Invalid, match="no process type 'release'"):
+        releases.scale(world.ctx, world.reconciler, a, "alice", "hello", {"release": (1, None)})

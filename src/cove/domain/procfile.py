@@ -13,6 +13,11 @@ RELEASE = "release"  # runs once before a new release takes traffic, not a proce
 MAX_BYTES = 64 * 1024
 
 
+def process_types(processes: dict[str, list[str] | None]) -> set[str]:
+    """The scalable process types of a release (its release command is not one)."""
+    return set(processes) - {RELEASE}
+
+
 def parse_procfile(text: str) -> dict[str, list[str]]:
     """Return process type -> argv. Blank lines and `#` comments are ignored."""
     if len(text.encode()) > MAX_BYTES:

@@ -76,6 +76,10 @@ class Runtime(Protocol):
     def stop(self, name: str, grace_seconds: int = 10) -> None: ...
     def instances(self, app_id: int | None = None) -> list[Instance]: ...
 
+    def run_once(self, spec: InstanceSpec, timeout: float) -> tuple[int, str]:
+        """Run a one-off instance to completion; return its exit code and output."""
+        ...
+
 
 class Logs(Protocol):
     """Optional capability: recent and streaming logs of an app."""

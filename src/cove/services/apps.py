@@ -8,6 +8,7 @@ from typing import Any
 from cove.domain.errors import Conflict, Invalid, NotFound
 from cove.domain.models import App, DomainName, Release, Space, User
 from cove.domain.names import check_hostname, check_name
+from cove.domain.procfile import RELEASE, process_types
 from cove.domain.quota import Usage, check_fits
 from cove.domain.roles import Action
 from cove.ports.runtime import Instance
@@ -79,6 +80,10 @@ class AppView:
     url: str
     ready: set[str]
 
+    def _release_command(self) -> str | None:
+        command = self.release.processes.get(RELEASE) if self.release else None
+        return command[-1] if command else None  # the shell's script: what the Procfile said
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.app.name,
@@ -89,7 +94,9 @@ class AppView:
             "image_digest": self.release.image_digest if self.release else None,
             "health_check": {"path": self.app.health_path, "timeout": self.app.health_timeout},
             "formation": {k: p.as_dict() for k, p in sorted(self.app.formation.items())},
-            "process_types": sorted(self.release.processes) if self.release else [],
+            "process_types": sorted(process_types(self.release.processes))
+            if self.release else [],
+            "release_command": self._release_command(),
             "domains": [d.hostname for d in self.domains],
             "instances": [instance_dict(i, i.name in self.ready) for i in self.instances],
             "created_at": self.app.created_at.isoformat(),

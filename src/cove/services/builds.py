@@ -129,9 +129,9 @@ def _processes(source: Path, emit: Callable[[str], None]) -> dict[str, list[str]
         declared = parse_procfile(procfile.read_text())
     except UnicodeDecodeError:
         raise Invalid("Procfile is not UTF-8 text") from None
-    if declared.pop(RELEASE, None):
-        emit("-----> note: `release:` commands are not run yet; ignoring it")
-    if not declared:
+    if RELEASE in declared:
+        emit("-----> release command: runs once before each new release takes traffic")
+    if not set(declared) - {RELEASE}:
         raise Invalid("Procfile declares only a release command: add a web or worker type")
     return dict(declared)
 

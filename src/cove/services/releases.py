@@ -10,6 +10,7 @@ from cove.domain.errors import Invalid, NotFound
 from cove.domain.formation import apply_autoscale, apply_scale, default_formation
 from cove.domain.models import App, Autoscale, Process, Release, Space, User, now
 from cove.domain.names import check_config_key
+from cove.domain.procfile import RELEASE, process_types
 from cove.domain.quota import check_fits, formation_usage
 from cove.domain.roles import Action
 from cove.domain.template import SpaceTemplate
@@ -20,7 +21,7 @@ from cove.services.access import app_for
 from cove.services.context import Context
 from cove.services.pools import app_state, current_state, pool_of, require
 from cove.services.reconciler import Reconciler, sync_routes
-from cove.services.rollout import specs_for, start_healthy, stop_all
+from cove.services.rollout import run_release_command, specs_for, start_healthy, stop_all
 from cove.services.spaces import template_of, usage_of
 
 MAX_CONFIG_VALUE = 32 * 1024
@@ -62,7 +63,7 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
                 image, digest, processes = current.image, current.image_digest, current.processes
             assert image is not None
             tpl = template_of(space)
-            formation = default_formation(tpl, set(processes), app.formation)
+            formation = default_formation(tpl, process_types(processes), app.formation)
             _fits(uow, space, app, formation, f"deploying {app_name!r}")
             version = uow.releases.latest_version(app.id) + 1
             cfg = dict(app.config if config is None else config)
@@ -76,6 +77,9 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
             domains = [d.hostname for d in uow.domains.of_app(app.id)]
         try:
             if pool is None:
+                if candidate.processes.get(RELEASE):
+                    # Like Heroku's release phase: once per new release, before traffic.
+                    run_release_command(ctx, space.name, tpl, app, candidate)
                 new = start_healthy(ctx, specs_for(ctx, space.name, tpl, app, candidate,
                                                    formation), app)
             else:
@@ -207,7 +211,8 @@ def scale(ctx: Context, reconciler: Reconciler, user: User, space_name: str, app
         raise Invalid("give at least one TYPE=COUNT, e.g. `cove scale hello web=3`")
     return _change_formation(
         ctx, reconciler, user, space_name, app_name, "scaling", "app.scale",
-        lambda tpl, current, release: apply_scale(tpl, current, set(release.processes), changes))
+        lambda tpl, current, release: apply_scale(tpl, current,
+                                                  process_types(release.processes), changes))
 
 
 def autoscale(ctx: Context, reconciler: Reconciler, user: User, space_name: str,

@@ -6,6 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from cove.domain.errors import DeployFailed
 from cove.domain.models import App, Process, Release
+from cove.domain.procfile import RELEASE
 from cove.domain.template import SpaceTemplate
 from cove.ports.runtime import Instance, InstanceSpec
 from cove.services.context import Context
@@ -33,6 +34,30 @@ def specs_for(ctx: Context, space: str, template: SpaceTemplate, app: App, relea
                 run_as_uid=template.security.run_as_uid,
                 tmp_size_mb=template.security.tmp_size_mb))
     return specs
+
+
+def run_release_command(ctx: Context, space: str, template: SpaceTemplate, app: App,
+                        release: Release, timeout: float = 600) -> None:
+    """Run the release's `release:` command once, with its image and config; it must succeed."""
+    command = release.processes.get(RELEASE)
+    if not command:
+        return
+    size = template.sizes[template.default_size]
+    env = dict(release.config)
+    env.update({"APP_NAME": app.name, "COVE_SPACE": space,
+                "COVE_RELEASE": f"v{release.version}", "COVE_PROCESS": RELEASE})
+    spec = InstanceSpec(space=space, app=app.name, app_id=app.id, process=RELEASE, index=1,
+                        release=release.version, image=release.image_digest, command=command,
+                        env=env, memory_mb=size.memory_mb, cpu_millis=size.cpu_millis,
+                        pids=size.pids, run_as_uid=template.security.run_as_uid,
+                        tmp_size_mb=template.security.tmp_size_mb)
+    ctx.logs.record(app.id, f"running the release command of v{release.version}")
+    code, output = ctx.runtime.run_once(spec, timeout)
+    if code != 0:
+        last = next((line for line in reversed(output.splitlines()) if line.strip()),
+                    "no output")
+        raise DeployFailed(f"the release command failed (exit {code}): {last}; the previous "
+                           "release keeps serving")
 
 
 def mark_ready(ctx: Context, name: str, ready: bool = True) -> None:

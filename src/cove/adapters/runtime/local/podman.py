@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -97,6 +98,32 @@ class PodmanRuntime:
         if not found:
             raise DeployFailed(f"{spec.process}.{spec.index} vanished right after it started")
         return found[0]
+
+    def run_once(self, spec: InstanceSpec, timeout: float) -> tuple[int, str]:
+        """A one-off container with the same hardening as an instance, removed afterwards."""
+        self.ensure_space(spec.space)
+        name = f"{spec.name}-once"
+        log_path = self.logs.instance_path(spec.app_id, spec.process, spec.index, spec.release)
+        fd, env_path = tempfile.mkstemp(prefix="cove-env-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(env_file_text(spec.env))
+            args = run_args(self.install, spec, Path(env_path), log_path, self.grace_seconds,
+                            nproc=NPROC)
+            args[args.index("--detach")] = "--rm"
+            args[args.index(container_name(self.install, spec.name))] = \
+                container_name(self.install, name)
+            try:
+                proc = self.engine.run(*args, check=False, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.engine.run("rm", "--force", container_name(self.install, name),
+                                check=False)
+                return 124, f"timed out after {timeout:.0f}s"
+        finally:
+            os.unlink(env_path)
+        output = log_path.read_text(errors="replace") if log_path.exists() else ""
+        text = "\n".join(line.split(" ", 3)[-1] for line in output.splitlines())
+        return proc.returncode, text + proc.stderr
 
     def stop(self, name: str, grace_seconds: int = 10) -> None:
         self.engine.run("rm", "--force", "--ignore", "--time", str(grace_seconds),
