@@ -91,3 +91,15 @@ def busybox_image() -> str:
     finally:
         run("buildah", "rm", container)
     return BUSYBOX
+
+
+@pytest.fixture(scope="session")
+def stack(workdir: Path) -> str:
+    """The Debian stack the buildpacks use (debootstrap, ~40 s the first time)."""
+    from cove.adapters.builder.stacks import STACK, build_stack, stack_exists
+    from cove.adapters.runtime.local.engine import Engine
+
+    engine = Engine(workdir / "stack-engine")
+    if not stack_exists(engine):
+        build_stack(engine, emit=lambda line: None)
+    return STACK

@@ -10,6 +10,8 @@ import threading
 
 import uvicorn
 
+from cove.adapters.builder.stacks import build_stack
+from cove.adapters.runtime.local.engine import Engine
 from cove.api.app import create_api
 from cove.bootstrap import build
 from cove.domain.errors import CoveError
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
                            "or in COVE_ADMIN_PASSWORD)")
     admin.add_argument("name")
     sub.add_parser("teardown", help="stop the router and all instances")
+    stacks = sub.add_parser("stacks", help="the base images buildpacks build and run on")
+    stacks.add_argument("action", choices=["build"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -70,6 +74,8 @@ def main(argv: list[str] | None = None) -> None:
         create_admin(settings, args.name)
     elif args.command == "teardown":
         teardown(settings)
+    elif args.command == "stacks":
+        build_stack(Engine(settings.home / "engine"))
     else:
         serve(settings)
 

@@ -171,3 +171,23 @@ def test_procfile_processes_and_the_release_command(cove: CoveServer, tmp_path: 
     failed = uma.run("config", "set", "jobs", "FAIL_RELEASE=1", ok=False)
     assert "release command failed (exit 1)" in failed.stderr
     assert cove.app_get("jobs-uma.localhost").text.startswith("hello from jobs release=v1")
+
+
+APPS = Path(__file__).resolve().parents[1] / "apps"
+
+
+def test_a_python_app_builds_on_the_stack_and_code_pushes_reuse_its_dependencies(
+        cove: CoveServer, tmp_path: Path, stack: str) -> None:
+    vic = cove.user("vic")
+    vic.signup()
+    vic.run("apps", "create", "py")
+    source = tmp_path / "py"
+    shutil.copytree(APPS / "python", source)
+    first = vic.run("push", "py", str(source)).stdout
+    assert "python app detected" in first and "released v1" in first
+    assert cove.app_get("py-vic.localhost").text == "python says hi (six 1.16.0, v1)\n"
+    app = source / "app.py"
+    app.write_text(app.read_text().replace("python says hi", "python says hello"))
+    second = vic.run("push", "py", str(source)).stdout
+    assert "Using cache" in second  # the dependency layer was not rebuilt
+    assert cove.app_get("py-vic.localhost").text == "python says hello (six 1.16.0, v2)\n"

@@ -15,7 +15,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
 
-from cove.domain.errors import BuildFailed
+from cove.domain.errors import BuildFailed, Invalid
 
 GENERATED = ".cove-Dockerfile"
 STATIC_SERVER_SRC = Path(__file__).resolve().parents[2] / "data" / "static-server"
@@ -75,8 +75,41 @@ class StaticSite:
         return binary
 
 
-def default_buildpacks(cache: Path) -> list[Buildpack]:
-    packs: list[Buildpack] = [StaticSite(cache)]
+class Python:
+    """requirements.txt or pyproject.toml: a virtualenv on the Debian stack.
+
+    Dependencies are installed in their own layer before the code is copied, so a push
+    that changes only code reuses them (buildah's layer cache).
+    """
+
+    name = "python"
+
+    def __init__(self, stack: str) -> None:
+        self.stack = stack
+
+    def detect(self, source: Path) -> bool:
+        return (source / "requirements.txt").is_file() or (source / "pyproject.toml").is_file()
+
+    def dockerfile(self, source: Path) -> str:
+        if not (source / "Procfile").is_file() and not (source / "app.py").is_file():
+            raise Invalid("a Python app needs a Procfile with a web process, or an app.py")
+        lines = [f"FROM {self.stack}", "WORKDIR /app",
+                 "RUN python3 -m venv /app/.venv"]
+        if (source / "requirements.txt").is_file():
+            lines += ["COPY requirements.txt /app/requirements.txt",
+                      "RUN /app/.venv/bin/pip install --no-cache-dir --disable-pip-version-check"
+                      " -r /app/requirements.txt"]
+        lines += ["COPY . /app"]
+        if not (source / "requirements.txt").is_file():
+            lines += ["RUN /app/.venv/bin/pip install --no-cache-dir "
+                      "--disable-pip-version-check /app"]
+        lines += ["ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1",
+                  "USER 10001:10001", 'CMD ["python3", "app.py"]']
+        return "\n".join(lines) + "\n"
+
+
+def default_buildpacks(cache: Path, stack: str) -> list[Buildpack]:
+    packs: list[Buildpack] = [Python(stack), StaticSite(cache)]
     for entry in entry_points(group="cove.buildpacks"):
         packs.append(entry.load()())
     return packs
