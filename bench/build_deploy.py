@@ -1,0 +1,94 @@
+"""Deploys from source: `git push` of the Python example to the first 200 of the new version.
+
+Cold: the dependency manifest changed, so dependencies are installed again. Warm: only
+code changed, so the dependency layer comes from the cache. Then 5 pushes to 5 apps at
+once. The stack is built first if missing (not timed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from tests.support.cove import CliUser, CoveServer, make_server
+
+from bench.common import emit
+from cove.adapters.builder.stacks import build_stack, stack_exists
+from cove.adapters.runtime.local.engine import Engine
+
+APP = Path(__file__).resolve().parents[1] / "tests" / "apps" / "python"
+GIT_ENV = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b",
+           "GIT_COMMITTER_EMAIL": "b@x", "GIT_TERMINAL_PROMPT": "0"}
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env=dict(os.environ, **GIT_ENV))
+
+
+def checkout(root: Path, name: str) -> Path:
+    work = root / name
+    shutil.copytree(APP, work)
+    git(work, "init", "-q", "-b", "main")
+    return work
+
+
+def push_until_live(cove: CoveServer, user: CliUser, app: str, work: Path, marker: str,
+                    message: str) -> float:
+    (work / "app.py").write_text((APP / "app.py").read_text().replace("python says hi",
+                                                                      marker))
+    git(work, "add", ".")
+    git(work, "commit", "-qm", message)
+    url = f"{cove.url.replace('://', f'://{user.name}:{user.token}@')}/git/{user.name}/{app}.git"
+    began = time.perf_counter()
+    git(work, "push", "-q", url, "main")
+    host = f"{app}-{user.name}.localhost"
+    while marker not in httpx.get(cove.url, headers={"Host": host}).text:
+        time.sleep(0.05)
+    return time.perf_counter() - began
+
+
+def main() -> None:
+    root = Path(tempfile.mkdtemp(prefix="cove-bench-build-"))
+    engine = Engine(root / "engine")
+    if not stack_exists(engine):
+        build_stack(engine, emit=lambda line: None)
+    cove = make_server(root)
+    cove.start()
+    try:
+        user = cove.user("bench")
+        user.signup()
+        user.run("apps", "create", "py")
+        work = checkout(root, "py")
+        # a dependency manifest never seen before: nothing cached
+        (work / "requirements.txt").write_text(f"six==1.16.0\nrequests==2.32.3\nflask==3.0.3\n"
+                                               f"# {uuid.uuid4()}\n")
+        cold = push_until_live(cove, user, "py", work, "cold deploy", "first")
+        warm = push_until_live(cove, user, "py", work, "warm deploy", "code only")
+        works = []
+        for n in range(5):
+            user.run("apps", "create", f"par{n}")
+            works.append(checkout(root, f"par{n}"))
+        began = time.perf_counter()
+        with ThreadPoolExecutor(5) as pool:
+            list(pool.map(lambda n: push_until_live(cove, user, f"par{n}", works[n],
+                                                    f"parallel {n}", "parallel"), range(5)))
+        parallel = time.perf_counter() - began
+    finally:
+        cove.teardown()
+    emit("build_deploy", {"unit": "seconds", "cold_push_to_200": round(cold, 2),
+                          "warm_push_to_200": round(warm, 2),
+                          "warm_over_cold": round(warm / cold, 3),
+                          "five_parallel_pushes_total": round(parallel, 2),
+                          "builds_at_once_per_space": 2})
+
+
+if __name__ == "__main__":
+    main()
