@@ -11,7 +11,7 @@ import tarfile
 import uuid
 from pathlib import Path
 
-from tests.support.cove import CoveServer
+from tests.support.cove import CoveServer, hammering
 from tests.support.services import hello_binary_path, wait_until
 
 
@@ -38,7 +38,9 @@ def test_push_builds_releases_and_keeps_serving_through_failures(cove: CoveServe
     assert cove.app_get("site-pat.localhost").text.startswith("built here from site")
 
     dockerfile_app(source, "second push")
-    assert "released v2" in pat.run("push", "site", str(source)).stdout
+    with hammering(cove, "site-pat.localhost") as stats:
+        assert "released v2" in pat.run("push", "site", str(source)).stdout
+    assert stats["failed"] == 0 and stats["ok"] > 5  # nobody noticed the switch
     assert cove.app_get("site-pat.localhost").text.startswith("second push from site")
 
     (source / "Dockerfile").write_text("FROM localhost/cove-test/does-not-exist:1\n")

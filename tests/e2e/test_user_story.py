@@ -3,38 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import httpx
 
-from tests.support.cove import CliUser, CoveServer
+from tests.support.cove import CliUser, CoveServer, hammering
 from tests.support.services import Registry, wait_until
-
-
-@contextmanager
-def hammering(cove: CoveServer, host: str) -> Iterator[dict[str, int]]:
-    """Request the app in a loop while the block runs; count what a user would see fail."""
-    stats = {"ok": 0, "failed": 0}
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                status = cove.app_get(host).status_code
-            except httpx.HTTPError:
-                status = 0
-            stats["ok" if status == 200 else "failed"] += 1
-
-    worker = threading.Thread(target=loop)
-    worker.start()
-    try:
-        yield stats
-    finally:
-        stop.set()
-        worker.join()
 
 
 def ps(user: CliUser, app: str) -> list[dict[str, str]]:

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -117,3 +118,26 @@ def make_server(root: Path, **extra: str) -> CoveServer:
                COVE_API_PORT=str(api_port), COVE_RECONCILE_INTERVAL="0.5",
                COVE_DRAIN_SECONDS="1", COVE_POOL_RECONCILE_INTERVAL="1", **extra)
     return CoveServer(home, router_port, api_port, env)
+
+
+@contextmanager
+def hammering(cove: CoveServer, host: str) -> Iterator[dict[str, int]]:
+    """Request the app in a loop while the block runs; count what a user would see fail."""
+    stats = {"ok": 0, "failed": 0}
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                status = cove.app_get(host).status_code
+            except httpx.HTTPError:
+                status = 0
+            stats["ok" if status == 200 else "failed"] += 1
+
+    worker = threading.Thread(target=loop)
+    worker.start()
+    try:
+        yield stats
+    finally:
+        stop.set()
+        worker.join()
