@@ -82,19 +82,15 @@ class Client:
 
     def stream_post(self, path: str, data: bytes) -> Iterator[str]:
         """POST a body and yield the response's lines as they arrive."""
-        try:
-            with self.http.stream("POST", path, content=data, timeout=None,
-                                  headers={"Content-Type": "application/gzip"}) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    raise _error(response)
-                yield from response.iter_lines()
-        except httpx.ConnectError:
-            raise ApiError(0, "unreachable", f"cannot reach Cove at {self.profile.url}") from None
+        return self._lines("POST", path, content=data,
+                           headers={"Content-Type": "application/gzip"})
 
     def stream(self, path: str, **params: Any) -> Iterator[str]:
+        return self._lines("GET", path, params=params)
+
+    def _lines(self, method: str, path: str, **kwargs: Any) -> Iterator[str]:
         try:
-            with self.http.stream("GET", path, params=params, timeout=None) as response:
+            with self.http.stream(method, path, timeout=None, **kwargs) as response:
                 if response.status_code >= 400:
                     response.read()
                     raise _error(response)

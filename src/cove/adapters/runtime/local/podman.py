@@ -7,6 +7,8 @@ import os
 import resource
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,26 +76,31 @@ class PodmanRuntime:
 
     # -- instances --------------------------------------------------------------------------
 
+    @contextmanager
+    def _run_args(self, spec: InstanceSpec, log_path: Path) -> Iterator[list[str]]:
+        """`podman run` arguments, with the environment in a private file while they live."""
+        fd, env_path = tempfile.mkstemp(prefix="cove-env-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(env_file_text(spec.env))
+            yield run_args(self.install, spec, Path(env_path), log_path, self.grace_seconds,
+                           nproc=NPROC)
+        finally:
+            os.unlink(env_path)
+
     def start(self, spec: InstanceSpec) -> Instance:
         self.ensure_space(spec.space)
         log_path = self.logs.instance_path(spec.app_id, spec.process, spec.index, spec.release)
         container = container_name(self.install, spec.name)
         # A leftover container of the same name (crashed, or from a failed start) goes first.
         self.engine.run("rm", "--force", "--ignore", container, check=False)
-        fd, env_path = tempfile.mkstemp(prefix="cove-env-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(env_file_text(spec.env))
-            args = run_args(self.install, spec, Path(env_path), log_path, self.grace_seconds,
-                            nproc=NPROC)
+        with self._run_args(spec, log_path) as args:
             try:
                 self.engine.run(*args)
             except EngineError as err:
                 self.engine.run("rm", "--force", "--ignore", container, check=False)
                 raise DeployFailed(f"could not start {spec.process}.{spec.index}: "
                                    f"{err.stderr.strip()}") from err
-        finally:
-            os.unlink(env_path)
         found = self._inspect([container])
         if not found:
             raise DeployFailed(f"{spec.process}.{spec.index} vanished right after it started")
@@ -102,25 +109,16 @@ class PodmanRuntime:
     def run_once(self, spec: InstanceSpec, timeout: float) -> tuple[int, str]:
         """A one-off container with the same hardening as an instance, removed afterwards."""
         self.ensure_space(spec.space)
-        name = f"{spec.name}-once"
+        once = container_name(self.install, f"{spec.name}-once")
         log_path = self.logs.instance_path(spec.app_id, spec.process, spec.index, spec.release)
-        fd, env_path = tempfile.mkstemp(prefix="cove-env-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(env_file_text(spec.env))
-            args = run_args(self.install, spec, Path(env_path), log_path, self.grace_seconds,
-                            nproc=NPROC)
+        with self._run_args(spec, log_path) as args:
             args[args.index("--detach")] = "--rm"
-            args[args.index(container_name(self.install, spec.name))] = \
-                container_name(self.install, name)
+            args[args.index(container_name(self.install, spec.name))] = once
             try:
                 proc = self.engine.run(*args, check=False, timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.engine.run("rm", "--force", container_name(self.install, name),
-                                check=False)
+                self.engine.run("rm", "--force", once, check=False)
                 return 124, f"timed out after {timeout:.0f}s"
-        finally:
-            os.unlink(env_path)
         output = log_path.read_text(errors="replace") if log_path.exists() else ""
         text = "\n".join(line.split(" ", 3)[-1] for line in output.splitlines())
         return proc.returncode, text + proc.stderr
