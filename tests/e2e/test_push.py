@@ -193,3 +193,38 @@ def test_a_python_app_builds_on_the_stack_and_code_pushes_reuse_its_dependencies
     second = vic.run("push", "py", str(source)).stdout
     assert "Using cache" in second  # the dependency layer was not rebuilt
     assert cove.app_get("py-vic.localhost").text == "python says hello (six 1.16.0, v2)\n"
+
+
+def test_builds_beyond_the_quota_wait_for_a_slot(cove: CoveServer, tmp_path: Path,
+                                                 busybox_image: str) -> None:
+    import subprocess as sp
+    import sys
+
+    from tests.support.cove import CliUser
+
+    wes = cove.user("wes")
+    wes.signup()
+    root = cove.user("root-op")
+    sp.run([sys.executable, "-m", "cove.server", "create-admin", "root-op"],
+           env=dict(cove.env, COVE_ADMIN_PASSWORD="root-op-pw1"), check=True,
+           capture_output=True)
+    root.run("login", "root-op", "--password-stdin", input="root-op-pw1\n")
+    root.run("spaces", "quota", "wes", "builds=1")
+    sources = []
+    for n in range(2):
+        wes.run("apps", "create", f"q{n}")
+        sources.append(dockerfile_app(tmp_path / f"q{n}", f"queued {n}"))
+        # a slow step keeps the single slot busy while the other push arrives
+        (sources[n] / "Dockerfile").write_text(
+            f"FROM {busybox_image}\nRUN sleep 4 && echo {n} > /queued\nCOPY hello /hello\n"
+            f'ENV GREETING="queued {n}"\nUSER 10001:10001\nCMD ["/hello"]\n')
+
+    def push(user: CliUser, n: int) -> sp.Popen[str]:
+        return sp.Popen([sys.executable, "-m", "cove.cli.main", "push", f"q{n}",
+                         str(sources[n])], env=user.env, stdout=sp.PIPE, text=True,
+                        cwd=tmp_path)
+
+    first, second = push(wes, 0), push(wes, 1)
+    outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
+    assert all("succeeded" in out for out in outputs), outputs
+    assert sum("waiting for a build slot" in out for out in outputs) >= 1
