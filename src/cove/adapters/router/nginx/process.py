@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import pwd
 import signal
+import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
-from cove.adapters.router.nginx.render import RouterConfig, render
+from cove.adapters.router.nginx.render import CHECK_HOST, RouterConfig, generation_of, render
 from cove.ports.router import Route
 
 
@@ -60,7 +61,26 @@ class NginxRouter:
                 self._start()
             elif changed:
                 self._reload(pid)
+            self._wait_serving(generation_of(text))
         return changed
+
+    def _wait_serving(self, generation: str, timeout: float = 5) -> None:
+        """Until nginx answers with this configuration (old workers may linger a moment)."""
+        host, _, port = self.config.listen.rpartition(":")
+        address = "127.0.0.1" if host in ("0.0.0.0", "", "*") else host.strip("[]")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((address, int(port)), timeout=1) as conn:
+                    conn.sendall(f"GET / HTTP/1.0\r\nHost: {CHECK_HOST}\r\n\r\n".encode())
+                    answer = b""
+                    while chunk := conn.recv(4096):
+                        answer += chunk
+                if answer.rstrip().endswith(generation.encode()):
+                    return
+            except OSError:
+                pass
+            time.sleep(0.01)
 
     def _reload(self, pid: int) -> None:
         """Graceful reload, returning once new workers (with the new config) are up."""

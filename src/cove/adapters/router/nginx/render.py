@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from cove.ports.router import Route
 
+CHECK_HOST = "router-check.cove.invalid"  # .invalid: never a real tenant's name
 NOT_FOUND = ("No app is served at this address. Check the URL, or run `cove apps` to see "
              "your apps and `cove domains` for their domains.")
 NO_INSTANCES = ("This app has no running web instances. If it is yours: `cove ps` shows why, "
@@ -105,4 +107,18 @@ def render(config: RouterConfig, routes: list[Route]) -> str:
             out.append(f"            return 503 {_quote(NO_INSTANCES + chr(10))};")
         out += ["        }", "    }"]
     out.append("}")
-    return "\n".join(out) + "\n"
+    body = "\n".join(out) + "\n"
+    # A host that answers with this configuration's fingerprint: after a reload Cove asks
+    # for it until the answer is new, so "released" means new connections see the change.
+    generation = hashlib.sha256(body.encode()).hexdigest()[:16]
+    check = (f"    server {{\n        listen {config.listen};\n"
+             f"        server_name {CHECK_HOST};\n"
+             f"        location / {{ return 200 \"{generation}\"; }}\n    }}\n}}\n")
+    return body[: -len("}\n")] + check
+
+
+def generation_of(text: str) -> str:
+    """The fingerprint a rendered configuration answers to CHECK_HOST with."""
+    marker = f"server_name {CHECK_HOST};"
+    after = text[text.index(marker):]
+    return after.split('return 200 "', 1)[1].split('"', 1)[0]
