@@ -20,10 +20,6 @@ class LoginIn(BaseModel):
     description: str = "cli"
 
 
-class NameIn(BaseModel):
-    name: str
-
-
 class SpaceIn(BaseModel):
     name: str
     pool: str | None = None

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from cove.domain.models import now
 
-QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
+RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
 
 @dataclass

@@ -6,8 +6,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from cove.domain.roles import Role
-
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -29,13 +27,6 @@ class Space:
     owner_id: int
     template: dict[str, Any]  # the space template as it was applied, with any admin override
     created_at: dt.datetime = field(default_factory=now)
-
-
-@dataclass
-class Membership:
-    space_id: int
-    user_id: int
-    role: Role
 
 
 @dataclass(frozen=True)

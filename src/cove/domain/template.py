@@ -30,8 +30,8 @@ class NetworkPolicy:
     allow_from_router: bool = True
     allow_dns: bool = True
 
-    def as_dict(self) -> dict[str, bool]:
-        return {"default": "deny", "allow_same_space": self.allow_same_space,  # type: ignore[dict-item]
+    def as_dict(self) -> dict[str, str | bool]:
+        return {"default": "deny", "allow_same_space": self.allow_same_space,
                 "allow_from_router": self.allow_from_router, "allow_dns": self.allow_dns}
 
 

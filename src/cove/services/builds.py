@@ -5,7 +5,6 @@ from __future__ import annotations
 import queue
 import tempfile
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -31,7 +30,6 @@ class BuildSlots:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._slots: dict[int, threading.Semaphore] = {}
-        self.waiting: defaultdict[int, int] = defaultdict(int)
 
     def slot(self, space_id: int, size: int) -> threading.Semaphore:
         with self._lock:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import heapq
+import queue
+import threading
 from collections.abc import Iterator
 
 from cove.domain.models import User
@@ -33,9 +35,6 @@ def app_logs(ctx: Context, user: User, space_name: str, app_name: str, tail: int
 
 
 def _merge_live(*sources: Iterator[LogLine]) -> Iterator[LogLine]:
-    import queue
-    import threading
-
     lines: queue.Queue[LogLine | None] = queue.Queue()
 
     def pump(source: Iterator[LogLine]) -> None:
