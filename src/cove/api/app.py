@@ -41,6 +41,32 @@ MAX_LOG_TAIL = 10_000
 MAX_UPLOAD = 256 * 2**20
 
 
+async def spooled(request: Request, limit: int = MAX_UPLOAD) -> Any:
+    """The request body in a temporary file on disk (git reads it through a descriptor);
+    chunked transfer encoding is already undone here. Over `limit` is refused."""
+    body = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)  # noqa: SIM115 - the caller closes
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            body.close()
+            raise Invalid(f"the upload is larger than {limit // 2**20} MiB: leave build output "
+                          "and dependencies out (.coveignore, .gitignore)")
+        body.write(chunk)
+    body.rollover()
+    body.flush()
+    body.seek(0)
+    return body
+
+
+def closing(resource: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Stream `chunks`, then close `resource` (also when the client goes away)."""
+    try:
+        yield from chunks
+    finally:
+        resource.close()
+
+
 def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
     api = FastAPI(title="Cove", version=__version__,
                   description="Cove's REST API: spaces, apps, releases, config, scale, logs.")
@@ -243,27 +269,11 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
     @api.post("/v1/spaces/{space}/apps/{app}/builds")
     async def push(space: str, app: str, request: Request, user: Me) -> StreamingResponse:
         """Upload a (gzipped) tarball of source; the response streams the build's output."""
-        upload = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)  # noqa: SIM115 - closed below
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_UPLOAD:
-                upload.close()
-                raise Invalid(f"the upload is larger than {MAX_UPLOAD // 2**20} MiB: leave "
-                              "build output and dependencies out (.coveignore)")
-            upload.write(chunk)
-        upload.seek(0)
+        upload = await spooled(request)
         lines = await run_in_threadpool(builds.push_source, ctx, user, space, app,
                                         cast(BinaryIO, upload))
-
-        def body() -> Iterator[bytes]:
-            try:
-                for line in lines:
-                    yield (line + "\n").encode()
-            finally:
-                upload.close()
-
-        return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+        body = closing(upload, (line.encode() + b"\n" for line in lines))
+        return StreamingResponse(body, media_type="text/plain; charset=utf-8")
 
     @api.get("/v1/spaces/{space}/apps/{app}/builds")
     def list_builds(space: str, app: str, user: Me) -> list[dict[str, Any]]:
@@ -289,23 +299,12 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
                             401, headers={"WWW-Authenticate": 'Basic realm="cove"'})
         token = token_of(authorization)
         user = await run_in_threadpool(accounts.authenticate, ctx, token)
-        body = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)  # noqa: SIM115 - closed below
-        async for chunk in request.stream():  # git may send it chunked; this undoes that
-            body.write(chunk)
-        body.rollover()  # the backend reads it through a real file descriptor
-        body.flush()
-        body.seek(0)
+        body = await spooled(request)
         answer = await run_in_threadpool(
             sources.serve_git, ctx, user, token, space, app, request.method, path,
             request.url.query, request.headers.get("content-type", ""), cast(BinaryIO, body))
-
-        def stream() -> Iterator[bytes]:
-            try:
-                yield from answer.body
-            finally:
-                body.close()
-
-        return StreamingResponse(stream(), answer.status, headers=answer.headers)
+        return StreamingResponse(closing(body, answer.body), answer.status,
+                                 headers=answer.headers)
 
     @api.get("/v1/spaces/{space}/apps/{app}/domains")
     def list_domains(space: str, app: str, user: Me) -> list[str]:
