@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cove.adapters.builder.stacks import Stack
 from tests.support.k8s import ControlPlane, start_control_plane
 from tests.support.services import (
     Postgres,
@@ -94,12 +95,12 @@ def busybox_image() -> str:
 
 
 @pytest.fixture(scope="session")
-def stack(workdir: Path) -> str:
-    """The Debian stack the buildpacks use (debootstrap, ~40 s the first time)."""
-    from cove.adapters.builder.stacks import STACK, build_stack, stack_exists
+def stack(workdir: Path) -> Stack:
+    """The Debian build and run images the buildpacks use (~2 minutes the first time)."""
+    from cove.adapters.builder.stacks import build_stack, stack_exists
     from cove.adapters.runtime.local.engine import Engine
 
     engine = Engine(workdir / "stack-engine")
     if not stack_exists(engine):
         build_stack(engine, emit=lambda line: None)
-    return STACK
+    return Stack()

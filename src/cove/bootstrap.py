@@ -12,7 +12,7 @@ from lightkube import Client, KubeConfig
 
 from cove.adapters.builder.buildah import BuildahBuilder
 from cove.adapters.builder.buildpacks import default_buildpacks
-from cove.adapters.builder.stacks import STACK
+from cove.adapters.builder.stacks import Stack
 from cove.adapters.git.repos import GitRepos
 from cove.adapters.health import HttpHealthCheck
 from cove.adapters.passwords import Argon2Hasher
@@ -101,7 +101,8 @@ def build(settings: ServerSettings) -> Platform:
         resolver=RegistryResolver(engine, settings.insecure_registries),
         router=router, health=HttpHealthCheck(), hasher=Argon2Hasher(),
         template=load_template(settings), pools=load_pools(settings),
-        builder=BuildahBuilder(engine, default_buildpacks(home / "stacks", STACK)),
+        builder=BuildahBuilder(engine, default_buildpacks(
+            home / "stacks", Stack(settings.build_image, settings.run_image))),
         repos=GitRepos(home / "git"),
         settings=Settings(base_domain=settings.base_domain, router_port=settings.router_port,
                           signup_open=settings.signup_open,

@@ -10,7 +10,7 @@ import threading
 
 import uvicorn
 
-from cove.adapters.builder.stacks import build_stack
+from cove.adapters.builder.stacks import Stack, build_stack
 from cove.adapters.runtime.local.engine import Engine
 from cove.api.app import create_api
 from cove.bootstrap import build
@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "teardown":
         teardown(settings)
     elif args.command == "stacks":
-        build_stack(Engine(settings.home / "engine"))
+        build_stack(Engine(settings.home / "engine"),
+                    stack=Stack(settings.build_image, settings.run_image),
+                    mirror=settings.debian_mirror)
     else:
         serve(settings)
 

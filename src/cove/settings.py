@@ -28,6 +28,9 @@ class ServerSettings:
     reconcile_interval: float = 2.0
     pool_reconcile_interval: float = 30.0
     drain_seconds: float = 1.0
+    build_image: str = "localhost/cove/stack-build:bookworm"
+    run_image: str = "localhost/cove/stack-run:bookworm"
+    debian_mirror: str = "http://deb.debian.org/debian"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServerSettings:
@@ -49,4 +52,7 @@ class ServerSettings:
             reconcile_interval=float(e.get("COVE_RECONCILE_INTERVAL", "2")),
             drain_seconds=float(e.get("COVE_DRAIN_SECONDS", "1")),
             pool_reconcile_interval=float(e.get("COVE_POOL_RECONCILE_INTERVAL", "30")),
+            build_image=e.get("COVE_BUILD_IMAGE") or cls.build_image,
+            run_image=e.get("COVE_RUN_IMAGE") or cls.run_image,
+            debian_mirror=e.get("COVE_DEBIAN_MIRROR") or cls.debian_mirror,
         )

@@ -11,6 +11,10 @@ import tarfile
 import uuid
 from pathlib import Path
 
+import pytest
+
+from cove.adapters.builder.stacks import Stack
+from cove.adapters.runtime.local.engine import Engine
 from tests.support.cove import CoveServer, hammering
 from tests.support.services import hello_binary_path, wait_until
 
@@ -178,21 +182,40 @@ def test_procfile_processes_and_the_release_command(cove: CoveServer, tmp_path: 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 
 
-def test_a_python_app_builds_on_the_stack_and_code_pushes_reuse_its_dependencies(
-        cove: CoveServer, tmp_path: Path, stack: str) -> None:
-    vic = cove.user("vic")
-    vic.signup()
-    vic.run("apps", "create", "py")
-    source = tmp_path / "py"
-    shutil.copytree(APPS / "python", source)
-    first = vic.run("push", "py", str(source)).stdout
-    assert "python app detected" in first and "released v1" in first
-    assert cove.app_get("py-vic.localhost").text == "python says hi (six 1.16.0, v1)\n"
-    app = source / "app.py"
-    app.write_text(app.read_text().replace("python says hi", "python says hello"))
-    second = vic.run("push", "py", str(source)).stdout
+LANGUAGES = {
+    # example app: (what the buildpack says, the code file, what the app answers)
+    "python": ("python app detected", "app.py", "python says {} (six 1.16.0, {})\n"),
+    "node": ("nodejs app detected", "server.js", "node says {} (express 4.21.2, {})\n"),
+    "go": ("go app detected", "main.go", "go says {} (go1.19.8, {})\n"),
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_language_app_builds_on_the_stack_and_code_pushes_reuse_its_dependencies(
+        cove: CoveServer, tmp_path: Path, stack: Stack, language: str) -> None:
+    detected, code, answer = LANGUAGES[language]
+    user = cove.user(f"lang-{language}")
+    user.signup()
+    user.run("apps", "create", language)
+    host = f"{language}-lang-{language}.localhost"
+    source = tmp_path / language
+    shutil.copytree(APPS / language, source)
+    first = user.run("push", language, str(source)).stdout
+    assert detected in first and "released v1" in first
+    assert cove.app_get(host).text == answer.format("hi", "v1")
+    app = source / code
+    app.write_text(app.read_text().replace("says hi", "says hello"))
+    with hammering(cove, host) as stats:
+        second = user.run("push", language, str(source)).stdout
     assert "Using cache" in second  # the dependency layer was not rebuilt
-    assert cove.app_get("py-vic.localhost").text == "python says hello (six 1.16.0, v2)\n"
+    assert stats["failed"] == 0 and stats["ok"] > 5
+    assert cove.app_get(host).text == answer.format("hello", "v2")
+    # the app's image is the run image plus the app: no compilers or package managers
+    image = f"localhost/cove-builds/lang-{language}/{language}:build-2"
+    found = Engine(tmp_path / "engine").run(
+        "run", "--rm", "--entrypoint", "sh", image, "-c",
+        "for tool in go npm gcc; do command -v $tool; done; echo checked").stdout
+    assert found.split() == ["checked"]
 
 
 def test_builds_beyond_the_quota_wait_for_a_slot(cove: CoveServer, tmp_path: Path,

@@ -8,13 +8,16 @@ plug-ins (Python entry points in the group `cove.buildpacks`) are tried after th
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import shutil
 import subprocess
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
 
+from cove.adapters.builder.stacks import Stack
 from cove.domain.errors import BuildFailed, Invalid
 
 GENERATED = ".cove-Dockerfile"
@@ -76,15 +79,16 @@ class StaticSite:
 
 
 class Python:
-    """requirements.txt or pyproject.toml: a virtualenv on the Debian stack.
+    """requirements.txt or pyproject.toml: a virtualenv built on the build image.
 
     Dependencies are installed in their own layer before the code is copied, so a push
-    that changes only code reuses them (buildah's layer cache).
+    that changes only code reuses them (buildah's layer cache); the app's image is the
+    run image plus that virtualenv and the code.
     """
 
     name = "python"
 
-    def __init__(self, stack: str) -> None:
+    def __init__(self, stack: Stack) -> None:
         self.stack = stack
 
     def detect(self, source: Path) -> bool:
@@ -93,23 +97,120 @@ class Python:
     def dockerfile(self, source: Path) -> str:
         if not (source / "Procfile").is_file() and not (source / "app.py").is_file():
             raise Invalid("a Python app needs a Procfile with a web process, or an app.py")
-        lines = [f"FROM {self.stack}", "WORKDIR /app",
+        pip = "/app/.venv/bin/pip install --no-cache-dir --disable-pip-version-check"
+        lines = [f"FROM {self.stack.build} AS build", "WORKDIR /app",
                  "RUN python3 -m venv /app/.venv"]
         if (source / "requirements.txt").is_file():
             lines += ["COPY requirements.txt /app/requirements.txt",
-                      "RUN /app/.venv/bin/pip install --no-cache-dir --disable-pip-version-check"
-                      " -r /app/requirements.txt"]
-        lines += ["COPY . /app"]
-        if not (source / "requirements.txt").is_file():
-            lines += ["RUN /app/.venv/bin/pip install --no-cache-dir "
-                      "--disable-pip-version-check /app"]
-        lines += ["ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1",
+                      f"RUN {pip} -r /app/requirements.txt"]
+        else:
+            lines += ["COPY . /app", f"RUN {pip} /app"]
+        lines += [f"FROM {self.stack.run}", "WORKDIR /app",
+                  "COPY --from=build /app/.venv /app/.venv", "COPY . /app",
+                  "ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1",
                   "USER 10001:10001", 'CMD ["python3", "app.py"]']
         return "\n".join(lines) + "\n"
 
 
-def default_buildpacks(cache: Path, stack: str) -> list[Buildpack]:
-    packs: list[Buildpack] = [Python(stack), StaticSite(cache)]
+class Node:
+    """package.json: `npm ci` against the lockfile (or `npm install` without one).
+
+    Production dependencies get their own layer keyed by package.json and the lockfile; a
+    `build` script runs with the dev dependencies, which are pruned before the app's
+    image (the run image: node, no npm) is made.
+    """
+
+    name = "nodejs"
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def detect(self, source: Path) -> bool:
+        return (source / "package.json").is_file()
+
+    def dockerfile(self, source: Path) -> str:
+        try:
+            manifest = json.loads((source / "package.json").read_text())
+            if not isinstance(manifest, dict) or not isinstance(
+                    manifest.get("scripts") or {}, dict):
+                raise ValueError("it must be an object, with scripts an object")
+            scripts = manifest.get("scripts") or {}
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Invalid(f"package.json is not valid JSON: {exc}") from None
+        locked = (source / "package-lock.json").is_file()
+        install = "npm ci" if locked else "npm install --no-package-lock"
+        manifests = "package.json package-lock.json" if locked else "package.json"
+        cache = "--cache /tmp/npm-cache --no-audit --no-fund"
+        lines = [f"FROM {self.stack.build} AS build", "WORKDIR /app",
+                 f"COPY {manifests} /app/"]
+        if "build" in scripts:
+            lines += [f"RUN {install} {cache}", "COPY . /app",
+                      "RUN npm run build && npm prune --omit=dev " + cache]
+            app = ["COPY --from=build /app /app"]
+        else:
+            lines += [f"RUN {install} --omit=dev {cache}"]
+            app = ["COPY --from=build /app/node_modules /app/node_modules", "COPY . /app"]
+        lines += [f"FROM {self.stack.run}", "WORKDIR /app", *app,
+                  "ENV NODE_ENV=production PATH=/app/node_modules/.bin:$PATH",
+                  "USER 10001:10001", f"CMD {json.dumps(self._command(source, manifest))}"]
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _command(source: Path, manifest: dict[str, object]) -> list[str]:
+        scripts = manifest.get("scripts") or {}
+        assert isinstance(scripts, dict)
+        if isinstance(scripts.get("start"), str):
+            return ["/bin/sh", "-c", f"exec {scripts['start']}"]
+        main = manifest.get("main")
+        for candidate in ([main] if isinstance(main, str) else []) + ["server.js", "index.js",
+                                                                       "app.js"]:
+            if (source / candidate).is_file():
+                return ["node", candidate]
+        if (source / "Procfile").is_file():
+            return ["node"]  # the Procfile's web command is what runs
+        raise Invalid("a Node.js app needs a start script in package.json, a Procfile, or a "
+                      "server.js")
+
+
+class Go:
+    """go.mod: modules are downloaded in a layer keyed by go.mod and go.sum, then every
+    main package is built statically; the app's image holds only the binaries."""
+
+    name = "go"
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def detect(self, source: Path) -> bool:
+        return (source / "go.mod").is_file()
+
+    def dockerfile(self, source: Path) -> str:
+        module = re.search(r"^module\s+(\S+)", (source / "go.mod").read_text("utf-8", "replace"),
+                           re.MULTILINE)
+        if module is None:
+            raise Invalid("go.mod has no module line: run `go mod init <name>`")
+        mains = [d for d in [source, *sorted((source / "cmd").glob("*"))]
+                 if d.is_dir() and any("package main" in f.read_text("utf-8", "replace")
+                                       for f in d.glob("*.go"))]
+        if not mains and not (source / "Procfile").is_file():
+            raise Invalid("no main package in this Go module (at the top or under cmd/)")
+        web = (module.group(1).rstrip("/").split("/")[-1] if source in mains or not mains
+               else mains[0].name)
+        if re.fullmatch(r"v\d+", web):  # example.com/app/v2 builds a binary named app
+            web = module.group(1).split("/")[-2]
+        sums = "go.mod go.sum" if (source / "go.sum").is_file() else "go.mod"
+        lines = [f"FROM {self.stack.build} AS build", "WORKDIR /src",
+                 "ENV GOPATH=/tmp/go GOCACHE=/tmp/go-build GOFLAGS=-trimpath",
+                 f"COPY {sums} /src/", "RUN go mod download", "COPY . /src",
+                 'RUN go build -ldflags="-s -w" -o /out/ ./...',
+                 f"FROM {self.stack.run}", "COPY --from=build /out/ /app/bin/",
+                 "ENV PATH=/app/bin:$PATH", "WORKDIR /app",
+                 "USER 10001:10001", f'CMD ["/app/bin/{web}"]']
+        return "\n".join(lines) + "\n"
+
+
+def default_buildpacks(cache: Path, stack: Stack) -> list[Buildpack]:
+    packs: list[Buildpack] = [Python(stack), Node(stack), Go(stack), StaticSite(cache)]
     for entry in entry_points(group="cove.buildpacks"):
         packs.append(entry.load()())
     return packs

@@ -1,8 +1,10 @@
-"""Stacks: the base image buildpacks build on and apps run on, made from Debian packages.
+"""Stacks: the images buildpacks build on (build image) and apps run on (run image).
 
-`cove-server stacks build` runs debootstrap (minbase plus the language runtimes the
-buildpacks need) against a Debian mirror and imports the tree as an image with buildah,
-so no container registry is needed.
+`cove-server stacks build` (or `cove stacks build` as a platform admin) makes both from
+Debian packages: debootstrap lays down the run image (minbase plus the language runtimes)
+against a Debian mirror and buildah imports the tree, so no container registry is needed;
+the build image is the run image plus compilers and package managers, installed from the
+same mirror. Apps' images hold only the run image and what their build produced.
 """
 
 from __future__ import annotations
@@ -11,26 +13,50 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from cove.adapters.runtime.local.engine import Engine
 
-STACK = "localhost/cove/stack:bookworm"
-PACKAGES = ("python3", "python3-venv", "ca-certificates")
+RUN_IMAGE = "localhost/cove/stack-run:bookworm"
+BUILD_IMAGE = "localhost/cove/stack-build:bookworm"
+RUN_PACKAGES = ("python3", "nodejs", "ca-certificates", "tzdata")
+BUILD_PACKAGES = ("python3-venv", "python3-dev", "npm", "golang-go", "git", "gcc", "libc6-dev")
 MIRROR = "http://deb.debian.org/debian"
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
-def stack_exists(engine: Engine, image: str = STACK) -> bool:
-    return engine.run("image", "exists", image, check=False).returncode == 0
+@dataclass(frozen=True)
+class Stack:
+    build: str = BUILD_IMAGE
+    run: str = RUN_IMAGE
 
 
-def build_stack(engine: Engine, emit: Callable[[str], None] = print, image: str = STACK,
-                mirror: str = MIRROR, suite: str = "bookworm") -> str:
+def stack_exists(engine: Engine, stack: Stack = Stack()) -> bool:
+    return all(engine.run("image", "exists", image, check=False).returncode == 0
+               for image in (stack.build, stack.run))
+
+
+def build_stack(engine: Engine, emit: Callable[[str], None] = print,
+                stack: Stack = Stack(), mirror: str = MIRROR,
+                suite: str = "bookworm") -> Stack:
+    _build_run_image(engine, emit, stack.run, mirror, suite)
+    _build_build_image(engine, emit, stack)
+    emit(f"-----> stack ready: build image {stack.build}, run image {stack.run}")
+    return stack
+
+
+def _build_run_image(engine: Engine, emit: Callable[[str], None], image: str,
+                     mirror: str, suite: str) -> None:
     with tempfile.TemporaryDirectory(prefix="cove-stack-") as work:
         root = Path(work) / "rootfs"
-        emit(f"-----> debootstrap {suite} (minbase + {', '.join(PACKAGES)}) from {mirror}")
-        subprocess.run(["debootstrap", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-                        suite, str(root), mirror], check=True, capture_output=True)
+        emit(f"-----> debootstrap {suite} (minbase + {', '.join(RUN_PACKAGES)}) from {mirror}")
+        proc = subprocess.run(["debootstrap", "--variant=minbase",
+                               f"--include={','.join(RUN_PACKAGES)}", suite, str(root), mirror],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"debootstrap failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         _trust_local_cas(root, emit)
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for item in (root / junk).glob("*"):
@@ -40,15 +66,31 @@ def build_stack(engine: Engine, emit: Callable[[str], None] = print, image: str 
         ctr = _buildah(engine, "from", "scratch").strip()
         try:
             _buildah(engine, "copy", ctr, f"{root}/", "/")
-            _buildah(engine, "config", "--env", "LANG=C.UTF-8", "--env",
-                     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                     "--label", "org.opencontainers.image.title=cove-stack", ctr)
+            _buildah(engine, "config", "--env", "LANG=C.UTF-8", "--env", f"PATH={PATH}",
+                     # Node.js reads only its own CA list unless told otherwise.
+                     "--env", f"NODE_EXTRA_CA_CERTS={BUNDLE}",
+                     "--label", "org.opencontainers.image.title=cove-stack-run", ctr)
             _buildah(engine, "commit", "--quiet", ctr, image)
         finally:
             _buildah(engine, "rm", ctr)
         shutil.rmtree(root, ignore_errors=True)
-    emit(f"-----> stack {image} is ready")
-    return image
+
+
+def _build_build_image(engine: Engine, emit: Callable[[str], None], stack: Stack) -> None:
+    emit(f"-----> build image: {stack.run} + {', '.join(BUILD_PACKAGES)}")
+    ctr = _buildah(engine, "from", stack.run).strip()
+    try:
+        install = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -qq "
+                   f"-y --no-install-recommends {' '.join(BUILD_PACKAGES)} >/dev/null && "
+                   "apt-get clean && rm -rf /var/lib/apt/lists/*")
+        _buildah(engine, "run", "--network", "host", ctr, "--", "sh", "-c", install)
+        _buildah(engine, "config", "--env", "GOTOOLCHAIN=local", "--env", "CGO_ENABLED=0",
+                 "--env", "npm_config_update_notifier=false", "--env", "npm_config_fund=false",
+                 "--env", "npm_config_audit=false",
+                 "--label", "org.opencontainers.image.title=cove-stack-build", ctr)
+        _buildah(engine, "commit", "--quiet", ctr, stack.build)
+    finally:
+        _buildah(engine, "rm", ctr)
 
 
 LOCAL_CAS = Path("/usr/local/share/ca-certificates")
@@ -70,5 +112,7 @@ def _trust_local_cas(root: Path, emit: Callable[[str], None]) -> None:
 
 
 def _buildah(engine: Engine, *args: str) -> str:
-    return subprocess.run(["buildah", *args], check=True, capture_output=True, text=True,
-                          env=engine.env).stdout
+    proc = subprocess.run(["buildah", *args], capture_output=True, text=True, env=engine.env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"buildah {args[0]} failed: {proc.stderr[-2000:]}")
+    return proc.stdout
