@@ -28,6 +28,7 @@ from cove.adapters.store.sql.store import SqlStore
 from cove.domain.errors import Invalid
 from cove.domain.template import SpaceTemplate, parse_template
 from cove.ports.pool import Pool
+from cove.ports.registry import Destination
 from cove.services.context import Context, Settings
 from cove.services.reconciler import Reconciler
 from cove.settings import ServerSettings
@@ -68,8 +69,22 @@ def load_pools(settings: ServerSettings) -> dict[str, Pool]:
         pools[name] = KubernetesCluster(
             client, name=name, router_namespace=router,
             ingress_class=conf.get("ingress_class", "nginx"),
-            base_domain=conf.get("base_domain"), gateway=gateway)
+            base_domain=conf.get("base_domain"), gateway=gateway,
+            registry=_destination(name, conf.get("registry")))
     return pools
+
+
+def _destination(pool: str, conf: object) -> Destination | None:
+    """`registry: host:port` or `{push: host:port, pull: name-the-nodes-use}`."""
+    if conf is None:
+        return None
+    if isinstance(conf, str):
+        conf = {"push": conf}
+    if not isinstance(conf, dict) or not isinstance(conf.get("push"), str):
+        raise Invalid(f"pools file: pool {pool!r}: registry must be host:port or a mapping "
+                      "with push (and optionally pull)")
+    push = conf["push"].strip("/")
+    return Destination(push=push, pull=str(conf.get("pull") or push).strip("/"))
 
 
 @dataclass

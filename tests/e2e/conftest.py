@@ -27,7 +27,8 @@ def kcove(workdir: Path, control_plane: ControlPlane, registry: Registry
     pools = workdir / "pools.yaml"
     pools.write_text(f"pools:\n  k8s:\n    driver: kubernetes\n"
                      f"    kubeconfig: {control_plane.kubeconfig}\n"
-                     f"    base_domain: apps.k8s.test\n")
+                     f"    base_domain: apps.k8s.test\n"
+                     f"    registry: {registry.host}/pool\n")
     server = make_server(workdir / "kpool", COVE_POOLS=str(pools))
     subprocess.run([sys.executable, "-m", "cove.server", "create-admin", "operator"],
                    env=dict(server.env, COVE_ADMIN_PASSWORD="operator-pw1"), check=True,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 from lightkube import ApiError
@@ -12,6 +14,7 @@ from lightkube.resources.networking_v1 import Ingress
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
+from tests.support.apps import dockerfile_app
 from tests.support.cove import CoveServer
 from tests.support.k8s import ControlPlane
 from tests.support.services import Registry, wait_until
@@ -161,3 +164,23 @@ def test_logs_come_from_the_pods(kcove: CoveServer, control_plane: ControlPlane,
             log.write(f"{stamp} stdout F a line written just now\n")
         line = next_line()
         assert "a line written just now" in line and "web." in line
+
+
+def test_source_pushed_to_a_pool_app_is_built_and_pulled_from_the_pools_registry(
+        kcove: CoveServer, control_plane: ControlPlane, registry: Registry, team: str,
+        tmp_path: Path) -> None:
+    admin = kcove.user("operator")
+    s = ("--space", team)
+    admin.run("apps", "create", "built", *s)
+    out = admin.run("push", "built", str(dockerfile_app(tmp_path / "src", "from source")),
+                    *s).stdout
+    assert f"pushing the image to {registry.host}/pool/{team}/built" in out
+    assert "==> build 1 succeeded: released v1" in out
+    image = deployment(control_plane, "built-web").spec.template.spec.containers[0].image
+    repository, digest = image.split("@")
+    assert repository == f"{registry.host}/pool/{team}/built"
+    inspected = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format",
+                                "{{.Digest}}", f"docker://{image}"],
+                               capture_output=True, text=True, check=True)
+    assert inspected.stdout.strip() == digest  # the nodes can pull exactly what was built
+    assert deployment(control_plane, "built-web").status.readyReplicas == 1

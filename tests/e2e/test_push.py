@@ -15,19 +15,9 @@ import pytest
 
 from cove.adapters.builder.stacks import Stack
 from cove.adapters.runtime.local.engine import Engine
+from tests.support.apps import dockerfile_app
 from tests.support.cove import CoveServer, hammering
 from tests.support.services import hello_binary_path, wait_until
-
-
-def dockerfile_app(root: Path, greeting: str) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    shutil.copy(hello_binary_path(), root / "hello")
-    (root / "Dockerfile").write_text(
-        f'FROM scratch\nCOPY hello /hello\nENV GREETING="{greeting}"\n'
-        'USER 10001:10001\nCMD ["/hello"]\n')
-    (root / ".coveignore").write_text("*.tmp\n")
-    (root / "scratch.tmp").write_text("not uploaded")
-    return root
 
 
 def test_push_builds_releases_and_keeps_serving_through_failures(cove: CoveServer,

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
 from cove.adapters.builder.buildah import BuildahBuilder
+from cove.adapters.builder.buildpacks import default_buildpacks
+from cove.adapters.builder.stacks import Stack
 from cove.adapters.runtime.local.engine import Engine
 from cove.domain.errors import BuildFailed
 from cove.ports.builder import BuildLimits
@@ -52,3 +55,22 @@ def test_a_memory_hog_is_stopped(busybox_image: str, tmp_path: Path) -> None:
                    "RUN head -c 400000000 /dev/zero | tail -c 400000000 > /dev/null\n",
                    memory_mb=64, timeout_seconds=60)
     assert "the build failed" in err.message
+
+
+def test_buildpack_builds_run_unprivileged_on_a_stack_without_setuid_programs(
+        stack: Stack, tmp_path: Path) -> None:
+    """Dependency installs run the packages' own scripts: they must not be root, or able
+    to become root, while the app's build runs."""
+    (tmp_path / "package.json").write_text(json.dumps({"scripts": {
+        "build": "sh report.sh > report.txt", "start": "node -e 0"}}))
+    (tmp_path / "report.sh").write_text(
+        "echo uid=$(id -u)\n"
+        "echo setuid=$(find / -xdev -type f -perm /6000 2>/dev/null | wc -l)\n"
+        "touch /etc/owned 2>/dev/null && echo etc=writable || echo etc=refused\n"
+        "su -c true root </dev/null 2>/dev/null && echo su=worked || echo su=refused\n")
+    engine = Engine(tmp_path / "engine")
+    builder = BuildahBuilder(engine, default_buildpacks(tmp_path / ".cache", stack))
+    tag = "localhost/cove-test/unprivileged:1"
+    builder.build(tmp_path, tag, BuildLimits(), lambda line: None)
+    report = engine.run("run", "--rm", "--entrypoint", "cat", tag, "/app/report.txt").stdout
+    assert report.split() == ["uid=10001", "setuid=0", "etc=refused", "su=refused"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cove.domain.errors import DeployFailed, ImageError
-from cove.ports.registry import Credentials
+from cove.ports.registry import Credentials, Destination
 from cove.ports.router import Route
 from cove.ports.runtime import Instance, InstanceSpec, LogLine
 
@@ -78,11 +79,16 @@ class FakeLogs:
 @dataclass
 class FakeResolver:
     images: dict[str, str] = field(default_factory=dict)  # reference -> digest reference
+    published: list[tuple[str, str]] = field(default_factory=list)  # (image id, reference)
 
     def resolve(self, image: str, credentials: Credentials | None = None) -> str:
         if image not in self.images:
             raise ImageError(f"image {image} does not exist", code="image_not_found")
         return self.images[image]
+
+    def publish(self, image_id: str, reference: str) -> str:
+        self.published.append((image_id, reference))
+        return "sha256:" + hashlib.sha256(image_id.encode()).hexdigest()
 
 
 @dataclass
@@ -117,6 +123,7 @@ class FakePool:
     name: str = "fake"
     capabilities: frozenset[str] = frozenset({"autoscale"})
     base_domain: str | None = None
+    registry: Destination | None = None
     spaces: dict[str, object] = field(default_factory=dict)
     apps: dict[tuple[str, str], object] = field(default_factory=dict)
     fail_deploy: bool = False

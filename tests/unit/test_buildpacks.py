@@ -44,7 +44,7 @@ def test_node_installs_from_the_lockfile_on_the_build_image_and_runs_on_the_run_
                           "package-lock.json": "{}"})
     out = Node(STACK).dockerfile(src)
     assert out.startswith("FROM example/build:1 AS build\n")
-    assert "COPY package.json package-lock.json /app/\nRUN npm ci" in out
+    assert "COPY --chown=10001:10001 package.json package-lock.json /app/\nRUN npm ci" in out
     assert "--omit=dev" in out and "\nFROM example/run:1\n" in out
     assert out.index("node_modules /app/node_modules") < out.index("COPY . /app")
     assert cmd(out) == ["/bin/sh", "-c", "exec node a.js"]
@@ -86,8 +86,9 @@ def test_go_downloads_modules_in_their_own_layer_and_ships_only_binaries(
     src = tree(tmp_path, {"go.mod": "module example.com/shop/v2\n\ngo 1.19\n", "go.sum": "",
                           "main.go": "package main\n"})
     out = Go(STACK).dockerfile(src)
-    assert "COPY go.mod go.sum /src/\nRUN go mod download\nCOPY . /src\n" in out
-    assert "\nFROM example/run:1\nCOPY --from=build /out/ /app/bin/\n" in out
+    assert ("COPY --chown=10001:10001 go.mod go.sum /src/\nRUN go mod download\n"
+            "COPY --chown=10001:10001 . /src\n") in out
+    assert "\nFROM example/run:1\nCOPY --from=build /app/bin/ /app/bin/\n" in out
     assert cmd(out) == ["/app/bin/shop"]
     cmd_tree = tree(tmp_path / "c", {"go.mod": "module m\n", "cmd/api/main.go": "package main",
                                      "lib.go": "package m"})
@@ -102,6 +103,20 @@ def test_go_refuses_what_it_cannot_build(tmp_path: Path, files: dict[str, str],
                                          message: str) -> None:
     with pytest.raises(Invalid, match=message):
         Go(STACK).dockerfile(tree(tmp_path, files))
+
+
+@pytest.mark.parametrize("files", [
+    {"requirements.txt": "", "app.py": ""}, {"package.json": "{}", "index.js": ""},
+    {"go.mod": "module m\n", "main.go": "package main"}])
+def test_dependency_installs_and_compiles_run_unprivileged(tmp_path: Path,
+                                                         files: dict[str, str]) -> None:
+    root = tree(tmp_path, files)
+    pack = next(p for p in default_buildpacks(root / ".cache", STACK) if p.detect(root))
+    build = pack.dockerfile(root).split("FROM example/run:1")[0].splitlines()
+    first_user = next(i for i, line in enumerate(build) if line.startswith("USER "))
+    assert build[first_user] == "USER 10001:10001"
+    assert [line for line in build[:first_user] if line.startswith("RUN")] == [
+        build[1]] and build[1].startswith("RUN install -d -o 10001")
 
 
 def test_python_builds_its_virtualenv_apart_from_the_code(tmp_path: Path) -> None:

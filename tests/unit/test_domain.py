@@ -68,6 +68,20 @@ def test_template_round_trips_and_rejects_weakening() -> None:
         parse_template({**TEMPLATE, "quota": {**TEMPLATE["quota"], "apps": -1}})
 
 
+def test_build_limits_come_from_the_template() -> None:
+    tpl = parse_template({**TEMPLATE, "builds": {"memory_mb": 512, "output_kb": 64}})
+    assert (tpl.builds.memory_mb, tpl.builds.max_output_bytes, tpl.builds.pids) == (
+        512, 65536, 512)
+    assert parse_template(template_record(tpl)) == tpl
+    old = parse_template({k: v for k, v in TEMPLATE.items() if k != "builds"})
+    assert old.builds.timeout_seconds == 600  # spaces stored before build limits existed
+    for bad in ({"pids": 0}, {"timeout_seconds": "long"}, {"memory_mb": -1}):
+        with pytest.raises(Invalid, match="builds"):
+            parse_template({**TEMPLATE, "builds": bad})
+    with pytest.raises(Invalid, match="'builds' must be a mapping"):
+        parse_template({**TEMPLATE, "builds": [1]})
+
+
 def test_sizes_above_the_maximum_are_refused() -> None:
     tpl = parse_template(TEMPLATE)
     assert tpl.size(None).name == "small"

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO
+
 import pytest
 
-from cove.domain.errors import DeployFailed, Forbidden, Invalid
+from cove.domain.errors import DeployFailed, Forbidden, Invalid, Unsupported
 from cove.domain.roles import Role
-from cove.services import apps, releases, spaces
-from tests.support.fakes import FakePool
+from cove.ports.builder import BuildLimits, BuiltImage
+from cove.ports.registry import Destination
+from cove.services import apps, builds, releases, spaces
+from tests.support.fakes import FakePool, FakeResolver
 from tests.unit.conftest import IMAGE, IMAGE2, World
 
 
@@ -87,3 +94,36 @@ def test_autoscaling_is_an_optional_capability_of_pools(world: World, pool: Fake
                            Autoscale(1, 21))
     releases.autoscale(world.ctx, world.reconciler, root, "team", "web", "web", None)
     releases.scale(world.ctx, world.reconciler, root, "team", "web", {"web": (3, None)})
+
+
+class OneImageBuilder:
+    """Builds every source into the same local image (the real builder is tested apart)."""
+
+    def unpack(self, archive: BinaryIO, dest: Path) -> int:
+        (dest / "Dockerfile").write_text(archive.read().decode())
+        return 1
+
+    def build(self, source: Path, tag: str, limits: BuildLimits,
+              emit: Callable[[str], None]) -> BuiltImage:
+        return BuiltImage("0123abcd", "dockerfile")
+
+
+def test_builds_for_a_pool_go_through_its_registry(world: World, pool: FakePool) -> None:
+    alice, root = world.user("alice"), world.user("operator", admin=True)
+    world.ctx.builder = OneImageBuilder()
+    spaces.create_space(world.ctx, root, "team", pool="k8s")
+    spaces.set_member(world.ctx, root, "team", "alice", Role.DEVELOPER)
+    apps.create_app(world.ctx, alice, "team", "web")
+    with pytest.raises(Unsupported, match="no registry for images built from source"):
+        builds.push_source(world.ctx, alice, "team", "web", io.BytesIO(b"FROM scratch"))
+    assert builds.list_builds(world.ctx, alice, "team", "web") == []  # nothing half-made
+
+    pool.registry = Destination(push="127.0.0.1:5000/cove", pull="registry.internal/cove")
+    out = list(builds.push_source(world.ctx, alice, "team", "web",
+                                  io.BytesIO(b"FROM scratch")))
+    assert out[-1] == "==> build 1 succeeded: released v1"
+    resolver = world.ctx.resolver
+    assert isinstance(resolver, FakeResolver)
+    assert resolver.published == [("0123abcd", "127.0.0.1:5000/cove/team/web:build-1")]
+    image = pool.apps[("team", "web")].image  # type: ignore[attr-defined]
+    assert image.startswith("registry.internal/cove/team/web@sha256:")

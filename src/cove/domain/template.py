@@ -45,6 +45,22 @@ class SecurityProfile:
 
 
 @dataclass(frozen=True)
+class BuildLimits:
+    """What one build in the space may use before it is stopped."""
+
+    memory_mb: int = 1024
+    cpu_millis: int = 1000
+    pids: int = 512
+    timeout_seconds: int = 600
+    max_output_bytes: int = 4 * 1024 * 1024
+
+    def as_dict(self) -> dict[str, int]:
+        return {"memory_mb": self.memory_mb, "cpu_millis": self.cpu_millis, "pids": self.pids,
+                "timeout_seconds": self.timeout_seconds,
+                "output_kb": self.max_output_bytes // 1024}
+
+
+@dataclass(frozen=True)
 class SpaceTemplate:
     quota: Quota
     sizes: dict[str, Size]
@@ -53,6 +69,7 @@ class SpaceTemplate:
     network: NetworkPolicy = field(default_factory=NetworkPolicy)
     security: SecurityProfile = field(default_factory=SecurityProfile)
     pool: str = "local"
+    builds: BuildLimits = field(default_factory=BuildLimits)
 
     def size(self, name: str | None) -> Size:
         chosen = name or self.default_size
@@ -111,7 +128,21 @@ def parse_template(data: Any) -> SpaceTemplate:
         raise Invalid("space template: security.run_as_uid must be a non-root uid")
     security = SecurityProfile("restricted", uid, int(sec.get("tmp_size_mb", 64)))
     return SpaceTemplate(quota, sizes, default_size, max_size, network, security,
-                         str(data.get("pool", "local")))
+                         str(data.get("pool", "local")), _build_limits(data.get("builds")))
+
+
+def _build_limits(data: Any) -> BuildLimits:
+    if data is None:  # spaces made before templates had build limits
+        return BuildLimits()
+    if not isinstance(data, dict):
+        raise Invalid("space template: 'builds' must be a mapping of build limits")
+    given = {k: _int(data, k, "builds") for k in ("memory_mb", "cpu_millis", "pids",
+                                                  "timeout_seconds", "output_kb") if k in data}
+    if any(v == 0 for v in given.values()):
+        raise Invalid("space template: builds: every build limit must be above zero")
+    if "output_kb" in given:
+        given["max_output_bytes"] = given.pop("output_kb") * 1024
+    return BuildLimits(**given)
 
 
 def template_record(template: SpaceTemplate) -> dict[str, Any]:
@@ -126,4 +157,5 @@ def template_record(template: SpaceTemplate) -> dict[str, Any]:
         "security": {"profile": template.security.name,
                      "run_as_uid": template.security.run_as_uid,
                      "tmp_size_mb": template.security.tmp_size_mb},
+        "builds": template.builds.as_dict(),
     }

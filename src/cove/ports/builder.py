@@ -7,14 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from cove.domain.template import BuildLimits
 
-@dataclass(frozen=True)
-class BuildLimits:
-    memory_mb: int = 1024
-    cpu_millis: int = 1000
-    pids: int = 512
-    timeout_seconds: int = 600
-    max_output_bytes: int = 4 * 1024 * 1024
+__all__ = ["BuildLimits", "Builder", "BuiltImage"]
 
 
 @dataclass(frozen=True)

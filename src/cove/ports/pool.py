@@ -15,6 +15,7 @@ from cove.domain.models import Autoscale
 from cove.domain.roles import Role
 from cove.domain.sizes import Size
 from cove.domain.template import SpaceTemplate
+from cove.ports.registry import Destination
 from cove.ports.runtime import Instance, LogLine
 
 
@@ -59,6 +60,7 @@ class Pool(Protocol):
     name: str
     capabilities: frozenset[str]
     base_domain: str | None  # apps are served at <app>-<space>.<base_domain>; None: Cove's
+    registry: Destination | None  # where images built from source go; None: no builds
 
     def provision_space(self, space: SpaceState) -> int:
         """Create or update a space; return how many objects changed."""

@@ -15,6 +15,7 @@ from cove.domain.models import User, now
 from cove.domain.procfile import RELEASE, parse_procfile
 from cove.domain.roles import Action
 from cove.ports.builder import Builder, BuildLimits
+from cove.ports.registry import Destination
 from cove.services.access import app_for
 from cove.services.context import Context
 from cove.services.pools import pool_of
@@ -53,16 +54,20 @@ def push_source(ctx: Context, user: User, space_name: str, app_name: str,
         raise Unsupported("this Cove has no builder configured")
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
-        if pool_of(ctx, space) is not None:
-            raise Unsupported("building from source is not supported on Kubernetes pools yet "
-                              "(they need a registry for built images): deploy an image")
+        pool = pool_of(ctx, space)
+        if pool is not None and pool.registry is None:
+            raise Unsupported(f"pool {pool.name!r} has no registry for images built from "
+                              "source (the operator sets `registry` in the pools file): "
+                              "deploy an image instead")
         build = uow.builds.add(app.id, user.name, RUNNING)
         uow.audit.add(space.id, user.name, "build.start", app_name, {"build": build.number})
         uow.commit()
     lines: queue.Queue[str | None] = queue.Queue()
-    slot = SLOTS.slot(space.id, template_of(space).quota.builds)
+    template = template_of(space)
+    slot = SLOTS.slot(space.id, template.quota.builds)
     worker = threading.Thread(target=_run, daemon=True, args=(
-        ctx, builder, user, space_name, app_name, build, archive, slot, lines))
+        ctx, builder, user, space_name, app_name, build, archive, slot, template.builds,
+        pool.registry if pool else None, lines))
     worker.start()
     return _drain(lines)
 
@@ -73,8 +78,8 @@ def _drain(lines: queue.Queue[str | None]) -> Iterator[str]:
 
 
 def _run(ctx: Context, builder: Builder, user: User, space_name: str, app_name: str,
-         build: Build, archive: BinaryIO, slot: threading.Semaphore,
-         lines: queue.Queue[str | None]) -> None:
+         build: Build, archive: BinaryIO, slot: threading.Semaphore, limits: BuildLimits,
+         destination: Destination | None, lines: queue.Queue[str | None]) -> None:
     log: list[str] = []
 
     def emit(line: str) -> None:
@@ -93,15 +98,24 @@ def _run(ctx: Context, builder: Builder, user: User, space_name: str, app_name: 
                 count = builder.unpack(archive, source)
                 emit(f"-----> received {count} files")
                 processes = _processes(source, emit)
-                emit(f"-----> build {build.number}: building the image")
+                emit(f"-----> build {build.number}: building the image (limits: "
+                     f"{limits.memory_mb} MiB memory, {limits.cpu_millis} millicores, "
+                     f"{limits.pids} processes, {limits.timeout_seconds} s, "
+                     f"{limits.max_output_bytes // 1024} KiB of output)")
                 tag = f"localhost/cove-builds/{space_name}/{app_name}:build-{build.number}"
-                built = builder.build(source, tag, BuildLimits(), emit)
+                built = builder.build(source, tag, limits, emit)
                 build.builder, build.image = built.builder, built.image
         finally:
             slot.release()
+        image = built.image
+        if destination is not None:  # a pool's nodes pull it from the pool's registry
+            push, pull = destination.repository(space_name, app_name)
+            emit(f"-----> pushing the image to {push}")
+            digest = ctx.resolver.publish(built.image, f"{push}:build-{build.number}")
+            image = f"{pull}@{digest}"
         emit(f"-----> releasing build {build.number}")
         release = deploy_built_image(ctx, user, space_name, app_name,
-                                     f"build {build.number}", built.image, processes,
+                                     f"build {build.number}", image, processes,
                                      f"Build {build.number} ({built.builder})")
         build.status, build.release_version = SUCCEEDED, release.version
         emit(f"==> build {build.number} succeeded: released v{release.version}")

@@ -34,6 +34,17 @@ class Buildpack(Protocol):
         ...
 
 
+BUILDER = "10001:10001"
+
+
+def build_stage(stack: Stack, *owned: str) -> list[str]:
+    """The start of a buildpack's build stage: everything after the first step (dependency
+    installs run the packages' own scripts) runs as an unprivileged user, in directories
+    it owns, on a build image without setuid programs."""
+    return [f"FROM {stack.build} AS build", f"RUN install -d -o 10001 -g 10001 {' '.join(owned)}",
+            f"USER {BUILDER}", "ENV HOME=/tmp", f"WORKDIR {owned[0]}"]
+
+
 class StaticSite:
     """index.html at the top, or a public/ directory: served by a small static server."""
 
@@ -98,13 +109,12 @@ class Python:
         if not (source / "Procfile").is_file() and not (source / "app.py").is_file():
             raise Invalid("a Python app needs a Procfile with a web process, or an app.py")
         pip = "/app/.venv/bin/pip install --no-cache-dir --disable-pip-version-check"
-        lines = [f"FROM {self.stack.build} AS build", "WORKDIR /app",
-                 "RUN python3 -m venv /app/.venv"]
+        lines = [*build_stage(self.stack, "/app"), "RUN python3 -m venv /app/.venv"]
         if (source / "requirements.txt").is_file():
-            lines += ["COPY requirements.txt /app/requirements.txt",
+            lines += [f"COPY --chown={BUILDER} requirements.txt /app/requirements.txt",
                       f"RUN {pip} -r /app/requirements.txt"]
         else:
-            lines += ["COPY . /app", f"RUN {pip} /app"]
+            lines += [f"COPY --chown={BUILDER} . /app", f"RUN {pip} /app"]
         lines += [f"FROM {self.stack.run}", "WORKDIR /app",
                   "COPY --from=build /app/.venv /app/.venv", "COPY . /app",
                   "ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1",
@@ -141,10 +151,9 @@ class Node:
         install = "npm ci" if locked else "npm install --no-package-lock"
         manifests = "package.json package-lock.json" if locked else "package.json"
         cache = "--cache /tmp/npm-cache --no-audit --no-fund"
-        lines = [f"FROM {self.stack.build} AS build", "WORKDIR /app",
-                 f"COPY {manifests} /app/"]
+        lines = [*build_stage(self.stack, "/app"), f"COPY --chown={BUILDER} {manifests} /app/"]
         if "build" in scripts:
-            lines += [f"RUN {install} {cache}", "COPY . /app",
+            lines += [f"RUN {install} {cache}", f"COPY --chown={BUILDER} . /app",
                       "RUN npm run build && npm prune --omit=dev " + cache]
             app = ["COPY --from=build /app /app"]
         else:
@@ -199,11 +208,12 @@ class Go:
         if re.fullmatch(r"v\d+", web):  # example.com/app/v2 builds a binary named app
             web = module.group(1).split("/")[-2]
         sums = "go.mod go.sum" if (source / "go.sum").is_file() else "go.mod"
-        lines = [f"FROM {self.stack.build} AS build", "WORKDIR /src",
+        lines = [*build_stage(self.stack, "/src", "/app/bin"),
                  "ENV GOPATH=/tmp/go GOCACHE=/tmp/go-build GOFLAGS=-trimpath",
-                 f"COPY {sums} /src/", "RUN go mod download", "COPY . /src",
-                 'RUN go build -ldflags="-s -w" -o /out/ ./...',
-                 f"FROM {self.stack.run}", "COPY --from=build /out/ /app/bin/",
+                 f"COPY --chown={BUILDER} {sums} /src/", "RUN go mod download",
+                 f"COPY --chown={BUILDER} . /src",
+                 'RUN go build -ldflags="-s -w" -o /app/bin/ ./...',
+                 f"FROM {self.stack.run}", "COPY --from=build /app/bin/ /app/bin/",
                  "ENV PATH=/app/bin:$PATH", "WORKDIR /app",
                  "USER 10001:10001", f'CMD ["/app/bin/{web}"]']
         return "\n".join(lines) + "\n"

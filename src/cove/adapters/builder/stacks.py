@@ -58,6 +58,7 @@ def _build_run_image(engine: Engine, emit: Callable[[str], None], image: str,
         if proc.returncode != 0:
             raise RuntimeError(f"debootstrap failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         _trust_local_cas(root, emit)
+        _drop_setuid(root)
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for item in (root / junk).glob("*"):
                 if item.is_file():
@@ -82,7 +83,8 @@ def _build_build_image(engine: Engine, emit: Callable[[str], None], stack: Stack
     try:
         install = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -qq "
                    f"-y --no-install-recommends {' '.join(BUILD_PACKAGES)} >/dev/null && "
-                   "apt-get clean && rm -rf /var/lib/apt/lists/*")
+                   "apt-get clean && rm -rf /var/lib/apt/lists/* && "
+                   f"{SETUID_SWEEP}")
         _buildah(engine, "run", "--network", "host", ctr, "--", "sh", "-c", install)
         _buildah(engine, "config", "--env", "GOTOOLCHAIN=local", "--env", "CGO_ENABLED=0",
                  "--env", "npm_config_update_notifier=false", "--env", "npm_config_fund=false",
@@ -94,6 +96,14 @@ def _build_build_image(engine: Engine, emit: Callable[[str], None], stack: Stack
 
 
 LOCAL_CAS = Path("/usr/local/share/ca-certificates")
+# Builds run code from the tenant's dependencies: no program in a stack may raise a
+# process's privileges (su, passwd, mount, ... lose their setuid and setgid bits).
+SETUID_SWEEP = "find / -xdev -type f -perm /6000 -exec chmod ug-s {} +"
+
+
+def _drop_setuid(root: Path) -> None:
+    subprocess.run(["chroot", str(root), "sh", "-c", SETUID_SWEEP], check=True,
+                   capture_output=True)
 
 
 def _trust_local_cas(root: Path, emit: Callable[[str], None]) -> None:

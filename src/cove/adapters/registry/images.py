@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from cove.adapters.runtime.local.engine import Engine, EngineError
 from cove.domain.errors import ImageError, Invalid
@@ -96,6 +97,24 @@ class RegistryResolver:
             except EngineError as err:
                 raise _classify(image, err.stderr) from err
         return ref
+
+
+    def publish(self, image_id: str, reference: str) -> str:
+        with tempfile.TemporaryDirectory(prefix="cove-publish-") as work:
+            digestfile = Path(work) / "digest"
+            tls = self._tls_verify(reference)
+            try:
+                proc = subprocess.run(
+                    [self.skopeo, "copy", "--quiet", f"--dest-tls-verify={tls}",
+                     "--digestfile", str(digestfile), f"containers-storage:{image_id}",
+                     f"docker://{reference}"],
+                    capture_output=True, text=True, timeout=self.timeout * 5, env=self.engine.env)
+            except subprocess.TimeoutExpired:
+                raise ImageError(f"the pool's registry {registry_of(reference)} did not take "
+                                 "the image in time", code="registry_unreachable") from None
+            if proc.returncode != 0:
+                raise _classify(reference, proc.stderr)
+            return digestfile.read_text().strip()
 
 
 def _classify(image: str, stderr: str) -> Exception:

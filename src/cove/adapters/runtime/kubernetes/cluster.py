@@ -49,6 +49,7 @@ from cove.domain.errors import (
     QuotaExceeded,
 )
 from cove.ports.pool import AUTOSCALE, AppState, SpaceState
+from cove.ports.registry import Destination
 from cove.ports.runtime import Instance, LogLine
 
 FIELD_MANAGER = "cove"
@@ -103,8 +104,9 @@ class KubernetesCluster:
     def __init__(self, client: Client, *, name: str = "kubernetes",
                  router_namespace: str = "ingress-nginx",
                  ingress_class: str | None = "nginx", base_domain: str | None = None,
-                 gateway: Gateway | None = None) -> None:
+                 gateway: Gateway | None = None, registry: Destination | None = None) -> None:
         self.client = client
+        self.registry = registry
         self.gateway = gateway
         self.base_domain = base_domain
         self.name = name
