@@ -102,6 +102,7 @@ def build(settings: ServerSettings) -> Platform:
     home.mkdir(parents=True, exist_ok=True)
     store = SqlStore(settings.database_url)
     engine = Engine(home / "engine")
+    stack = Stack(settings.build_image, settings.run_image)
     logs = FileLogs(home / "logs")
     runtime = PodmanRuntime(engine, logs, install_id(home))
     listen = f"{settings.router_listen}:{settings.router_port}"
@@ -116,8 +117,8 @@ def build(settings: ServerSettings) -> Platform:
         resolver=RegistryResolver(engine, settings.insecure_registries),
         router=router, health=HttpHealthCheck(), hasher=Argon2Hasher(),
         template=load_template(settings), pools=load_pools(settings),
-        builder=BuildahBuilder(engine, default_buildpacks(
-            home / "stacks", Stack(settings.build_image, settings.run_image))),
+        builder=BuildahBuilder(engine, default_buildpacks(home / "stacks", stack),
+                               stack=stack, mirror=settings.debian_mirror),
         repos=GitRepos(home / "git"),
         settings=Settings(base_domain=settings.base_domain, router_port=settings.router_port,
                           signup_open=settings.signup_open,

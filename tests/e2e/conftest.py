@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,11 +28,7 @@ def kcove(workdir: Path, control_plane: ControlPlane, registry: Registry
                      f"    base_domain: apps.k8s.test\n"
                      f"    registry: {registry.host}/pool\n")
     server = make_server(workdir / "kpool", COVE_POOLS=str(pools))
-    subprocess.run([sys.executable, "-m", "cove.server", "create-admin", "operator"],
-                   env=dict(server.env, COVE_ADMIN_PASSWORD="operator-pw1"), check=True,
-                   capture_output=True)
     server.start()
-    admin = server.user("operator")
-    admin.run("login", "operator", "--password-stdin", input="operator-pw1\n")
+    server.admin("operator")
     yield server
     server.teardown()

@@ -16,7 +16,7 @@ import pytest
 from cove.adapters.builder.stacks import Stack
 from cove.adapters.runtime.local.engine import Engine
 from tests.support.apps import dockerfile_app
-from tests.support.cove import CoveServer, hammering
+from tests.support.cove import CoveServer, hammering, make_server
 from tests.support.services import hello_binary_path, wait_until
 
 
@@ -217,11 +217,7 @@ def test_builds_beyond_the_quota_wait_for_a_slot(cove: CoveServer, tmp_path: Pat
 
     wes = cove.user("wes")
     wes.signup()
-    root = cove.user("root-op")
-    sp.run([sys.executable, "-m", "cove.server", "create-admin", "root-op"],
-           env=dict(cove.env, COVE_ADMIN_PASSWORD="root-op-pw1"), check=True,
-           capture_output=True)
-    root.run("login", "root-op", "--password-stdin", input="root-op-pw1\n")
+    root = cove.admin("root-op")
     root.run("spaces", "quota", "wes", "builds=1")
     sources = []
     for n in range(2):
@@ -241,3 +237,30 @@ def test_builds_beyond_the_quota_wait_for_a_slot(cove: CoveServer, tmp_path: Pat
     outputs = [p.communicate(timeout=300)[0] for p in (first, second)]
     assert all("succeeded" in out for out in outputs), outputs
     assert sum("waiting for a build slot" in out for out in outputs) >= 1
+
+
+def test_everyone_sees_the_stacks_and_only_a_platform_admin_rebuilds_them(
+        cove: CoveServer, stack: Stack, tmp_path: Path) -> None:
+    yan = cove.user("yan")
+    yan.signup()
+    shown = {s["role"]: s for s in json.loads(yan.run("stacks", "--json").stdout)}
+    assert shown["build"]["image"] == stack.build and shown["run"]["image"] == stack.run
+    assert shown["build"]["id"] and shown["run"]["id"]
+    assert shown["build"]["size_mb"] > shown["run"]["size_mb"]  # compilers stay behind
+    refused = yan.run("stacks", "build", ok=False)
+    assert "only a platform admin builds stacks" in refused.stderr
+
+    # An operator whose Debian mirror is down learns why, and nothing is replaced.
+    other = make_server(tmp_path, COVE_DEBIAN_MIRROR="http://127.0.0.1:9/debian",
+                        COVE_BUILD_IMAGE="localhost/cove-test/stack-build:none",
+                        COVE_RUN_IMAGE="localhost/cove-test/stack-run:none")
+    other.start()
+    try:
+        admin = other.admin("ops")
+        assert "not built: `cove stacks build`" in admin.run("stacks").stdout
+        failed = admin.run("stacks", "build", ok=False).stdout
+        assert "-----> debootstrap bookworm" in failed
+        assert "==> stack build failed: debootstrap failed" in failed
+        assert all(s["id"] is None for s in json.loads(admin.run("stacks", "--json").stdout))
+    finally:
+        other.teardown()

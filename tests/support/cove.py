@@ -54,6 +54,16 @@ class CoveServer:
         return httpx.get(f"{self.url}{path}", headers={"Host": host, "Connection": "close"},
                          timeout=10)
 
+    def admin(self, name: str) -> CliUser:
+        """A platform admin (made with `cove-server create-admin`), logged in."""
+        password = f"{name}-password1"
+        subprocess.run([sys.executable, "-m", "cove.server", "create-admin", name],
+                       env=dict(self.env, COVE_ADMIN_PASSWORD=password), check=True,
+                       capture_output=True)
+        admin = self.user(name)
+        admin.run("login", name, "--password-stdin", input=password + "\n")
+        return admin
+
     def user(self, name: str) -> CliUser:
         if name not in self.users:
             config = self.home / "cli" / name

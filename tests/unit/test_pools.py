@@ -1,17 +1,18 @@
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
-from cove.domain.errors import DeployFailed, Forbidden, Invalid, Unsupported
+from cove.domain.errors import Conflict, DeployFailed, Forbidden, Invalid, Unsupported
 from cove.domain.roles import Role
 from cove.ports.builder import BuildLimits, BuiltImage
 from cove.ports.registry import Destination
-from cove.services import apps, builds, releases, spaces
+from cove.services import apps, builds, releases, spaces, stacks
 from tests.support.fakes import FakePool, FakeResolver
 from tests.unit.conftest import IMAGE, IMAGE2, World
 
@@ -127,3 +128,30 @@ def test_builds_for_a_pool_go_through_its_registry(world: World, pool: FakePool)
     assert resolver.published == [("0123abcd", "127.0.0.1:5000/cove/team/web:build-1")]
     image = pool.apps[("team", "web")].image  # type: ignore[attr-defined]
     assert image.startswith("registry.internal/cove/team/web@sha256:")
+
+
+class SlowStackBuilder(OneImageBuilder):
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def build_stacks(self, emit: Callable[[str], None]) -> None:
+        emit("-----> debootstrap")
+        self.release.wait(10)
+        raise RuntimeError("debootstrap failed: mirror unreachable")
+
+
+def test_one_stack_build_at_a_time_by_platform_admins(world: World) -> None:
+    alice, root = world.user("alice"), world.user("operator", admin=True)
+    builder = SlowStackBuilder()
+    world.ctx.builder = builder
+    with pytest.raises(Forbidden):
+        stacks.build_stacks(world.ctx, alice)
+    first = stacks.build_stacks(world.ctx, root)
+    assert next(first) == "-----> debootstrap"
+    with pytest.raises(Conflict, match="already running"):
+        stacks.build_stacks(world.ctx, root)
+    builder.release.set()
+    assert list(first) == ["==> stack build failed: debootstrap failed: mirror unreachable"]
+    second = stacks.build_stacks(world.ctx, root)  # the failure freed the lock
+    builder.release.set()
+    assert list(second)[-1].startswith("==> stack build failed")

@@ -1,6 +1,7 @@
 """The REST API: thin handlers that parse, call one service and map the result."""
 
 import base64
+import dataclasses
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from cove.domain.errors import Invalid, Unauthorized
 from cove.domain.models import Autoscale, User
 from cove.domain.roles import Role
 from cove.ports.registry import Credentials
-from cove.services import accounts, apps, builds, releases, sources, spaces
+from cove.services import accounts, apps, builds, releases, sources, spaces, stacks
 from cove.services.context import Context
 from cove.services.logs import app_logs
 from cove.services.reconciler import Reconciler
@@ -274,6 +275,18 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
                                         cast(BinaryIO, upload))
         body = closing(upload, (line.encode() + b"\n" for line in lines))
         return StreamingResponse(body, media_type="text/plain; charset=utf-8")
+
+    @api.get("/v1/stacks")
+    def list_stacks(user: Me) -> list[dict[str, Any]]:
+        """The build and run images buildpacks use."""
+        return [dataclasses.asdict(s) for s in stacks.list_stacks(ctx, user)]
+
+    @api.post("/v1/stacks/build")
+    def build_stacks(user: Me) -> StreamingResponse:
+        """(Re)make the stack images (platform admins); the response streams the output."""
+        lines = stacks.build_stacks(ctx, user)
+        return StreamingResponse((line.encode() + b"\n" for line in lines),
+                                 media_type="text/plain; charset=utf-8")
 
     @api.get("/v1/spaces/{space}/apps/{app}/builds")
     def list_builds(space: str, app: str, user: Me) -> list[dict[str, Any]]:

@@ -85,8 +85,8 @@ class Client:
         return self._lines("POST", path, content=data,
                            headers={"Content-Type": "application/gzip"})
 
-    def stream(self, path: str, **params: Any) -> Iterator[str]:
-        return self._lines("GET", path, params=params)
+    def stream(self, path: str, method: str = "GET", **params: Any) -> Iterator[str]:
+        return self._lines(method, path, params=params)
 
     def _lines(self, method: str, path: str, **kwargs: Any) -> Iterator[str]:
         try:

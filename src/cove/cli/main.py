@@ -262,13 +262,19 @@ def auth_token() -> None:
     typer.echo(token)
 
 
-@app.command("builds")
-def builds_(name: str, log: Annotated[int | None, typer.Option(
+builds_cmd = typer.Typer(help="An app's builds and their output.", cls=DefaultGroup)
+app.add_typer(builds_cmd, name="builds")
+stacks_cmd = typer.Typer(help="The build and run images buildpacks use.", cls=DefaultGroup)
+app.add_typer(stacks_cmd, name="stacks")
+
+
+@builds_cmd.command("list")
+def builds_list(name: str, log: Annotated[int | None, typer.Option(
         "--log", help="print the output of this build number")] = None,
-            space: Space = None, json_: Json = False) -> None:
-    """List an app's builds, or print one build's output with --log N."""
+                space: Space = None, json_: Json = False) -> None:
+    """List an app's builds (`cove builds APP`), or print one's output with --log N."""
     if log is not None:
-        typer.echo(_client().request_text("GET", f"{_app_path(space, name)}/builds/{log}/log"))
+        builds_log(name, log, space)
         return
     found = _client().request("GET", f"{_app_path(space, name)}/builds")
     if json_:
@@ -278,6 +284,36 @@ def builds_(name: str, log: Annotated[int | None, typer.Option(
     table([(b["number"], b["status"], b["release"] or "-", b["created_by"],
             b["created_at"][:19], b["error"][:60]) for b in found],
           ("build", "status", "release", "by", "when", "error"))
+
+
+@builds_cmd.command("log")
+def builds_log(name: str, number: int, space: Space = None) -> None:
+    """Print the output of one build: `cove builds log APP 3`."""
+    typer.echo(_client().request_text("GET", f"{_app_path(space, name)}/builds/{number}/log"))
+
+
+@stacks_cmd.command("list")
+def stacks_list(json_: Json = False) -> None:
+    """Show the build and run images and whether they are built."""
+    found = _client().request("GET", "/v1/stacks")
+    if json_:
+        emit_json(found)
+        return
+    header("stacks")
+    table([(s["role"], s["image"], s["id"] or "not built: `cove stacks build`",
+            s["created"] or "-", f"{s['size_mb']} MiB" if s["size_mb"] else "-")
+           for s in found], ("role", "image", "id", "created", "size"))
+
+
+@stacks_cmd.command("build")
+def stacks_build() -> None:
+    """(Re)make the build and run images from Debian packages (platform admins)."""
+    last = ""
+    for line in _client().stream("/v1/stacks/build", method="POST"):
+        typer.echo(line)
+        last = line
+    if last != "==> stacks built":
+        raise typer.Exit(1)
 
 
 @app.command()

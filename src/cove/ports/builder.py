@@ -9,13 +9,24 @@ from typing import BinaryIO, Protocol
 
 from cove.domain.template import BuildLimits
 
-__all__ = ["BuildLimits", "Builder", "BuiltImage"]
+__all__ = ["BuildLimits", "Builder", "BuiltImage", "StackImage"]
 
 
 @dataclass(frozen=True)
 class BuiltImage:
     image: str  # a reference the runtime can start: here, the image id
     builder: str  # which builder detected the source
+
+
+@dataclass(frozen=True)
+class StackImage:
+    """One of the images buildpacks use: `build` (compilers, package managers) or `run`."""
+
+    role: str
+    image: str
+    id: str | None  # None: not built yet
+    created: str | None = None
+    size_mb: int | None = None
 
 
 class Builder(Protocol):
@@ -26,4 +37,12 @@ class Builder(Protocol):
     def build(self, source: Path, tag: str, limits: BuildLimits,
               emit: Callable[[str], None]) -> BuiltImage:
         """Build `source`; stream output lines to `emit`; raise BuildFailed or Invalid."""
+        ...
+
+    def stacks(self) -> list[StackImage]:
+        """The build and run images the buildpacks use, and whether they exist."""
+        ...
+
+    def build_stacks(self, emit: Callable[[str], None]) -> None:
+        """(Re)make the build and run images; stream progress to `emit`."""
         ...

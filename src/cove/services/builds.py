@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from cove.services.context import Context
 from cove.services.pools import pool_of
 from cove.services.releases import deploy_built_image
 from cove.services.spaces import template_of
+from cove.services.streams import Emit, in_background
 
 MAX_LOG = 256 * 1024  # the part of a build's output kept with the build
 
@@ -62,30 +62,23 @@ def push_source(ctx: Context, user: User, space_name: str, app_name: str,
         build = uow.builds.add(app.id, user.name, RUNNING)
         uow.audit.add(space.id, user.name, "build.start", app_name, {"build": build.number})
         uow.commit()
-    lines: queue.Queue[str | None] = queue.Queue()
     template = template_of(space)
     slot = SLOTS.slot(space.id, template.quota.builds)
-    worker = threading.Thread(target=_run, daemon=True, args=(
+    destination = pool.registry if pool else None
+    return in_background(lambda emit: _run(
         ctx, builder, user, space_name, app_name, build, archive, slot, template.builds,
-        pool.registry if pool else None, lines))
-    worker.start()
-    return _drain(lines)
-
-
-def _drain(lines: queue.Queue[str | None]) -> Iterator[str]:
-    while (line := lines.get()) is not None:
-        yield line
+        destination, emit))
 
 
 def _run(ctx: Context, builder: Builder, user: User, space_name: str, app_name: str,
          build: Build, archive: BinaryIO, slot: threading.Semaphore, limits: BuildLimits,
-         destination: Destination | None, lines: queue.Queue[str | None]) -> None:
+         destination: Destination | None, output: Emit) -> None:
     log: list[str] = []
 
     def emit(line: str) -> None:
         if sum(len(x) for x in log) < MAX_LOG:
             log.append(line)
-        lines.put(line)
+        output(line)
 
     try:
         if not slot.acquire(blocking=False):
@@ -130,7 +123,6 @@ def _run(ctx: Context, builder: Builder, user: User, space_name: str, app_name: 
         with ctx.store.unit_of_work() as uow:
             uow.builds.save(build)
             uow.commit()
-        lines.put(None)
 
 
 def _processes(source: Path, emit: Callable[[str], None]) -> dict[str, list[str] | None]:

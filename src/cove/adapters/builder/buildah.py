@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,9 +16,10 @@ from typing import BinaryIO
 
 from cove.adapters.builder.archive import extract
 from cove.adapters.builder.buildpacks import GENERATED, Buildpack
+from cove.adapters.builder.stacks import DEFAULT_STACK, MIRROR, Stack, build_stack
 from cove.adapters.runtime.local.engine import Engine
 from cove.domain.errors import BuildFailed, Invalid
-from cove.ports.builder import BuildLimits, BuiltImage
+from cove.ports.builder import BuildLimits, BuiltImage, StackImage
 
 DOCKERFILES = ("Dockerfile", "Containerfile")
 
@@ -74,10 +76,26 @@ def _size(n: int) -> str:
 
 class BuildahBuilder:
     def __init__(self, engine: Engine, buildpacks: list[Buildpack] | None = None,
-                 binary: str = "buildah") -> None:
+                 binary: str = "buildah", stack: Stack = DEFAULT_STACK,
+                 mirror: str = MIRROR) -> None:
         self.engine = engine
         self.buildpacks = buildpacks or []
         self.binary = binary
+        self.stack = stack
+        self.mirror = mirror
+
+    def stacks(self) -> list[StackImage]:
+        found = []
+        for role, image in (("build", self.stack.build), ("run", self.stack.run)):
+            proc = self.engine.run("image", "inspect", image, check=False)
+            info = json.loads(proc.stdout)[0] if proc.returncode == 0 else None
+            found.append(StackImage(role, image, info["Id"][:12], info["Created"][:19],
+                                    info["Size"] // 2**20) if info else
+                         StackImage(role, image, None))
+        return found
+
+    def build_stacks(self, emit: Callable[[str], None]) -> None:
+        build_stack(self.engine, emit, self.stack, self.mirror)
 
     def unpack(self, archive: BinaryIO, dest: Path) -> int:
         return extract(archive, dest)

@@ -33,13 +33,16 @@ class Stack:
     run: str = RUN_IMAGE
 
 
-def stack_exists(engine: Engine, stack: Stack = Stack()) -> bool:
+DEFAULT_STACK = Stack()
+
+
+def stack_exists(engine: Engine, stack: Stack = DEFAULT_STACK) -> bool:
     return all(engine.run("image", "exists", image, check=False).returncode == 0
                for image in (stack.build, stack.run))
 
 
 def build_stack(engine: Engine, emit: Callable[[str], None] = print,
-                stack: Stack = Stack(), mirror: str = MIRROR,
+                stack: Stack = DEFAULT_STACK, mirror: str = MIRROR,
                 suite: str = "bookworm") -> Stack:
     _build_run_image(engine, emit, stack.run, mirror, suite)
     _build_build_image(engine, emit, stack)

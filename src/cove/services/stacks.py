@@ -1,0 +1,50 @@
+"""Stacks: every user may see which build and run images builds use; only a platform
+admin (re)makes them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+from cove.domain.errors import Conflict, Forbidden, Unsupported
+from cove.domain.models import User
+from cove.ports.builder import Builder, StackImage
+from cove.services.context import Context
+from cove.services.streams import Emit, in_background
+
+log = logging.getLogger(__name__)
+_BUILDING = threading.Lock()
+
+
+def _builder(ctx: Context) -> Builder:
+    if ctx.builder is None:
+        raise Unsupported("this Cove has no builder configured")
+    return ctx.builder
+
+
+def list_stacks(ctx: Context, user: User) -> list[StackImage]:
+    return _builder(ctx).stacks()
+
+
+def build_stacks(ctx: Context, user: User) -> Iterator[str]:
+    """Start making the stack images; the output streams back, the last line says how
+    it ended. Builds already running keep the images they started with."""
+    builder = _builder(ctx)
+    if not user.is_admin:
+        raise Forbidden("only a platform admin builds stacks")
+    if not _BUILDING.acquire(blocking=False):
+        raise Conflict("a stack build is already running: wait for it to finish")
+
+    def work(emit: Emit) -> None:
+        try:
+            log.info("stack build started by %s", user.name)
+            builder.build_stacks(emit)
+            emit("==> stacks built")
+        except Exception as err:  # the operator needs to see why (mirror down, disk full)
+            log.exception("stack build failed")
+            emit(f"==> stack build failed: {err}")
+        finally:
+            _BUILDING.release()
+
+    return in_background(work)
