@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,19 @@ from cove.adapters.builder.stacks import Stack
 from cove.adapters.runtime.local.engine import Engine
 from cove.domain.errors import BuildFailed
 from cove.ports.builder import BuildLimits
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> Iterator[None]:
+    """A stopped or failed build leaves no working container behind in the image store."""
+    def containers() -> set[str]:
+        listed = subprocess.run(["buildah", "containers", "--quiet"], capture_output=True,
+                                text=True, check=True)
+        return set(listed.stdout.split())
+
+    before = containers()
+    yield
+    assert containers() - before == set()
 
 
 def build(tmp_path: Path, dockerfile: str, **limits: int) -> tuple[list[str], BuildFailed]:

@@ -118,7 +118,7 @@ class BuildahBuilder:
                 pids_cgroup(f"cove-builds/{Path(work).name}", limits.pids) as parent:
             iidfile = Path(work) / "iid"
             args = [
-                self.binary, "bud", "--layers", "--isolation", "oci",
+                self.binary, "bud", "--layers", "--force-rm", "--isolation", "oci",
                 # RUN steps get only the capabilities package installs need (no chroot,
                 # mknod, raw sockets, ...), a memory cap without swap and a CPU share.
                 "--cap-drop", "SYS_CHROOT,SETPCAP,SETFCAP,MKNOD,AUDIT_WRITE,NET_RAW,KILL,"
@@ -138,14 +138,24 @@ class BuildahBuilder:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=self.engine.env, start_new_session=True)
         stopped: list[str] = []
+        killer = threading.Timer(15, lambda: kill_builder())
+
+        def kill_builder() -> None:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
         def stop(reason: str) -> None:
-            if not stopped:
-                stopped.append(reason)
-                with suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                if cgroup:  # the RUN step's processes are not buildah's children
-                    kill_all(PIDS_ROOT / cgroup.strip("/").removesuffix("/steps"))
+            if stopped:
+                return
+            stopped.append(reason)
+            if cgroup is None:
+                kill_builder()
+                return
+            # Killing the RUN step's processes (they are not buildah's children) fails the
+            # step: buildah then removes its working containers itself. Killed outright, it
+            # would leave them behind; it is, if it has not ended in a while.
+            kill_all(PIDS_ROOT / cgroup.strip("/").removesuffix("/steps"))
+            killer.start()
 
         timer = threading.Timer(limits.timeout_seconds,
                                 stop, [f"it ran longer than {limits.timeout_seconds}s"])
@@ -155,16 +165,19 @@ class BuildahBuilder:
         try:
             assert proc.stdout is not None
             for raw in proc.stdout:
+                if stopped:
+                    continue  # drain what buildah says while it cleans up
                 written += len(raw)
                 if written > limits.max_output_bytes:
                     stop(f"it wrote more than {_size(limits.max_output_bytes)} of output")
-                    break
+                    continue
                 line = raw.decode("utf-8", "replace").rstrip("\n")
                 tail = [*tail[-19:], line]
                 emit(line)
             code = proc.wait()
         finally:
             timer.cancel()
+            killer.cancel()
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
