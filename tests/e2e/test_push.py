@@ -17,7 +17,9 @@ from cove.adapters.builder.stacks import Stack
 from cove.adapters.runtime.local.engine import Engine
 from tests.support.apps import dockerfile_app
 from tests.support.cove import CoveServer, hammering, make_server
-from tests.support.services import hello_binary_path, wait_until
+from tests.support.services import wait_until
+
+APPS = Path(__file__).resolve().parents[1] / "apps"
 
 
 def test_push_builds_releases_and_keeps_serving_through_failures(cove: CoveServer,
@@ -124,9 +126,7 @@ def test_a_static_site_needs_no_dockerfile(cove: CoveServer, tmp_path: Path) -> 
     tess.signup()
     tess.run("apps", "create", "docs")
     site = tmp_path / "docs"
-    (site / "css").mkdir(parents=True)
-    (site / "index.html").write_text("<h1>Static docs</h1>\n")
-    (site / "css" / "site.css").write_text("h1 { color: teal }\n")
+    shutil.copytree(APPS / "static", site)
     out = tess.run("push", "docs", str(site)).stdout
     assert "static app detected" in out and "released v1" in out
     assert cove.app_get("docs-tess.localhost").text == "<h1>Static docs</h1>\n"
@@ -140,19 +140,12 @@ def test_a_static_site_needs_no_dockerfile(cove: CoveServer, tmp_path: Path) -> 
 
 
 def test_procfile_processes_and_the_release_command(cove: CoveServer, tmp_path: Path,
-                                                    busybox_image: str) -> None:
+                                                    stack: Stack) -> None:
     uma = cove.user("uma")
     uma.signup()
     uma.run("apps", "create", "jobs")
     source = tmp_path / "jobs"
-    source.mkdir()
-    shutil.copy(hello_binary_path(), source / "hello")
-    (source / "Dockerfile").write_text(f"FROM {busybox_image}\nCOPY hello /hello\n"
-                                       "USER 10001:10001\n")
-    (source / "Procfile").write_text(
-        "web: exec /hello\n"
-        "worker: while true; do echo working on $COVE_RELEASE; sleep 1; done\n"
-        'release: echo migrating for $COVE_RELEASE && test -z "$FAIL_RELEASE"\n')
+    shutil.copytree(APPS / "worker", source)
     out = uma.run("push", "jobs", str(source)).stdout
     assert "release command" in out and "released v1" in out
     assert "migrating for v1" in uma.run("logs", "jobs").stdout
@@ -166,10 +159,8 @@ def test_procfile_processes_and_the_release_command(cove: CoveServer, tmp_path: 
 
     failed = uma.run("config", "set", "jobs", "FAIL_RELEASE=1", ok=False)
     assert "release command failed (exit 1)" in failed.stderr
-    assert cove.app_get("jobs-uma.localhost").text.startswith("hello from jobs release=v1")
-
-
-APPS = Path(__file__).resolve().parents[1] / "apps"
+    assert "migration failed" in uma.run("logs", "jobs").stdout
+    assert cove.app_get("jobs-uma.localhost").text == "jobs web on v1\n"
 
 
 LANGUAGES = {
@@ -177,6 +168,7 @@ LANGUAGES = {
     "python": ("python app detected", "app.py", "python says {} (six 1.16.0, {})\n"),
     "node": ("nodejs app detected", "server.js", "node says {} (express 4.21.2, {})\n"),
     "go": ("go app detected", "main.go", "go says {} (go1.19.8, {})\n"),
+    "dockerfile": ("Dockerfile detected", "server.py", "dockerfile says {} ({})\n"),
 }
 
 

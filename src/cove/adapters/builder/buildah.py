@@ -104,7 +104,9 @@ class BuildahBuilder:
               emit: Callable[[str], None]) -> BuiltImage:
         dockerfile = next((source / n for n in DOCKERFILES if (source / n).is_file()), None)
         kind = "dockerfile"
-        if dockerfile is None:
+        if dockerfile is not None:
+            emit(f"-----> {dockerfile.name} detected")
+        else:
             pack = next((p for p in self.buildpacks if p.detect(source)), None)
             if pack is None:
                 known = ", ".join(["Dockerfile", *(p.name for p in self.buildpacks)])
