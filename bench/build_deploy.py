@@ -1,12 +1,14 @@
-"""Deploys from source: `git push` of the Python example to the first 200 of the new version.
+"""Deploys from source: `git push` of each language's example to the first 200 of the new
+version.
 
 Cold: the dependency manifest changed, so dependencies are installed again. Warm: only
-code changed, so the dependency layer comes from the cache. Then 5 pushes to 5 apps at
-once. The stack is built first if missing (not timed).
+code changed, so the dependency layer comes from the cache. Then 5 pushes of the Python
+example to 5 apps at once. The stack is built first if missing (not timed).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -23,7 +25,8 @@ from bench.common import emit
 from cove.adapters.builder.stacks import build_stack, stack_exists
 from cove.adapters.runtime.local.engine import Engine
 
-APP = Path(__file__).resolve().parents[1] / "tests" / "apps" / "python"
+APPS = Path(__file__).resolve().parents[1] / "tests" / "apps"
+CODE = {"python": "app.py", "node": "server.js", "go": "main.go"}
 GIT_ENV = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b",
            "GIT_COMMITTER_EMAIL": "b@x", "GIT_TERMINAL_PROMPT": "0"}
 
@@ -33,17 +36,31 @@ def git(cwd: Path, *args: str) -> None:
                    env=dict(os.environ, **GIT_ENV))
 
 
-def checkout(root: Path, name: str) -> Path:
+def checkout(root: Path, name: str, language: str = "python") -> Path:
     work = root / name
-    shutil.copytree(APP, work)
+    shutil.copytree(APPS / language, work)
     git(work, "init", "-q", "-b", "main")
     return work
 
 
+def new_manifest(work: Path, language: str) -> None:
+    """A dependency manifest never seen before: nothing of it is cached."""
+    tag = uuid.uuid4().hex
+    if language == "python":
+        (work / "requirements.txt").write_text(
+            f"six==1.16.0\nrequests==2.32.3\nflask==3.0.3\n# {tag}\n")
+    elif language == "node":
+        manifest = json.loads((work / "package.json").read_text())
+        (work / "package.json").write_text(json.dumps({**manifest, "description": tag}))
+    else:
+        (work / "go.mod").write_text((work / "go.mod").read_text() + f"// {tag}\n")
+
+
 def push_until_live(cove: CoveServer, user: CliUser, app: str, work: Path, marker: str,
-                    message: str) -> float:
-    (work / "app.py").write_text((APP / "app.py").read_text().replace("python says hi",
-                                                                      marker))
+                    message: str, language: str = "python") -> float:
+    code = CODE[language]
+    (work / code).write_text((APPS / language / code).read_text().replace("says hi",
+                                                                          marker))
     git(work, "add", ".")
     git(work, "commit", "-qm", message)
     url = f"{cove.url.replace('://', f'://{user.name}:{user.token}@')}/git/{user.name}/{app}.git"
@@ -65,13 +82,17 @@ def main() -> None:
     try:
         user = cove.user("bench")
         user.signup()
-        user.run("apps", "create", "py")
-        work = checkout(root, "py")
-        # a dependency manifest never seen before: nothing cached
-        (work / "requirements.txt").write_text(f"six==1.16.0\nrequests==2.32.3\nflask==3.0.3\n"
-                                               f"# {uuid.uuid4()}\n")
-        cold = push_until_live(cove, user, "py", work, "cold deploy", "first")
-        warm = push_until_live(cove, user, "py", work, "warm deploy", "code only")
+        figures: dict[str, float] = {}
+        for language in CODE:
+            user.run("apps", "create", language)
+            work = checkout(root, language, language)
+            new_manifest(work, language)
+            cold = push_until_live(cove, user, language, work, "cold deploy", "first", language)
+            warm = push_until_live(cove, user, language, work, "warm deploy", "code only",
+                                   language)
+            figures.update({f"{language}_cold_push_to_200": round(cold, 2),
+                            f"{language}_warm_push_to_200": round(warm, 2),
+                            f"{language}_warm_over_cold": round(warm / cold, 3)})
         works = []
         for n in range(5):
             user.run("apps", "create", f"par{n}")
@@ -83,9 +104,7 @@ def main() -> None:
         parallel = time.perf_counter() - began
     finally:
         cove.teardown()
-    emit("build_deploy", {"unit": "seconds", "cold_push_to_200": round(cold, 2),
-                          "warm_push_to_200": round(warm, 2),
-                          "warm_over_cold": round(warm / cold, 3),
+    emit("build_deploy", {"unit": "seconds", **figures,
                           "five_parallel_pushes_total": round(parallel, 2),
                           "builds_at_once_per_space": 2})
 

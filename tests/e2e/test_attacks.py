@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tests.support.apps import git
 from tests.support.cove import CliUser, CoveServer
 from tests.support.services import Registry
 
@@ -79,6 +82,8 @@ def test_a_viewer_can_look_but_not_deploy_change_or_read_secrets(
             ("DELETE", APP, None),
             ("PUT", "/v1/spaces/victim/members/vera", {"role": "admin"}),
             ("GET", "/v1/spaces/victim/audit", None),
+            ("POST", f"{APP}/builds", None),
+            ("GET", f"{APP}/builds/1/log", None),
         ]:
             response = api.request(method, path, json=body)
             assert response.status_code == 403, (method, path, response.text)
@@ -106,3 +111,21 @@ def test_requests_without_a_valid_token_are_refused(cove: CoveServer) -> None:
         response = httpx.get(f"{cove.url}/v1/spaces", headers=headers)
         assert response.status_code == 401
         assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_a_viewer_may_clone_but_not_push(cove: CoveServer, tenants: tuple[CliUser, CliUser,
+                                                                            CliUser],
+                                         tmp_path: Path) -> None:
+    victim, attacker, viewer = tenants
+    url = f"{cove.url}/git/victim/vault.git".replace("://", f"://vera:{viewer.token}@")
+    git(tmp_path, "clone", "-q", url, str(tmp_path / "vault"))
+    work = tmp_path / "vault"
+    (work / "Dockerfile").write_text("FROM scratch\n")
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "sneak a release in")
+    refused = git(work, "push", url, "HEAD:main", ok=False)
+    assert "403" in refused.stderr
+    theirs = url.replace(f"vera:{viewer.token}", f"mallory:{attacker.token}")
+    assert "not found" in git(work, "push", theirs, "HEAD:main", ok=False).stderr
+    with victim.api() as api:
+        assert api.get(f"{APP}/builds").json() == []  # no build was even started

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
-import subprocess
 import tarfile
 import uuid
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 
 from cove.adapters.builder.stacks import Stack
 from cove.adapters.runtime.local.engine import Engine
-from tests.support.apps import dockerfile_app
+from tests.support.apps import dockerfile_app, git
 from tests.support.cove import CoveServer, hammering, make_server
 from tests.support.services import wait_until
 
@@ -71,14 +69,6 @@ def test_a_hostile_upload_is_refused_and_writes_nothing_outside(cove: CoveServer
     with quinn.api() as api:
         other = api.post("/v1/spaces/pat/apps/site/builds", content=buffer.getvalue())
     assert other.status_code == 404  # another tenant's app: not even found
-
-
-def git(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@x")
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
-    assert (proc.returncode == 0) == ok, proc.stderr
-    return proc
 
 
 def test_git_push_builds_and_deploys(cove: CoveServer, tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 from tests.support.services import hello_binary_path
@@ -17,3 +19,11 @@ def dockerfile_app(root: Path, greeting: str) -> Path:
     (root / ".coveignore").write_text("*.tmp\n")
     (root / "scratch.tmp").write_text("not uploaded")
     return root
+
+
+def git(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@x")
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    assert (proc.returncode == 0) == ok, proc.stderr
+    return proc

@@ -17,7 +17,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
 
-from cove.adapters.builder.stacks import Stack
+from cove.adapters.builder.stacks import GO_STD_CACHE_DIR, Stack
 from cove.domain.errors import BuildFailed, Invalid
 
 GENERATED = ".cove-Dockerfile"
@@ -210,6 +210,8 @@ class Go:
         sums = "go.mod go.sum" if (source / "go.sum").is_file() else "go.mod"
         lines = [*build_stage(self.stack, "/src", "/app/bin"),
                  "ENV GOPATH=/tmp/go GOCACHE=/tmp/go-build GOFLAGS=-trimpath",
+                 # the stack's compiled standard library, if it has one (see stacks)
+                 f"RUN cp -r {GO_STD_CACHE_DIR} /tmp/go-build 2>/dev/null || true",
                  f"COPY --chown={BUILDER} {sums} /src/", "RUN go mod download",
                  f"COPY --chown={BUILDER} . /src",
                  'RUN go build -ldflags="-s -w" -o /app/bin/ ./...',

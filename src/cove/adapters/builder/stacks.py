@@ -25,6 +25,11 @@ BUILD_PACKAGES = ("python3-venv", "python3-dev", "npm", "golang-go", "git", "gcc
 MIRROR = "http://deb.debian.org/debian"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+# Go's standard library compiled once, with the Go buildpack's settings: builds start from
+# a copy of this cache instead of compiling it every time (half a minute on two cores).
+GO_STD_CACHE_DIR = "/var/cache/cove/go-build"
+GO_STD_CACHE = (f"GOCACHE={GO_STD_CACHE_DIR} CGO_ENABLED=0 GOFLAGS=-trimpath go build std && "
+                "chmod -R a+rX /var/cache/cove")
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def _build_build_image(engine: Engine, emit: Callable[[str], None], stack: Stack
         install = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -qq "
                    f"-y --no-install-recommends {' '.join(BUILD_PACKAGES)} >/dev/null && "
                    "apt-get clean && rm -rf /var/lib/apt/lists/* && "
-                   f"{SETUID_SWEEP}")
+                   f"{SETUID_SWEEP} && {GO_STD_CACHE}")
         _buildah(engine, "run", "--network", "host", ctr, "--", "sh", "-c", install)
         _buildah(engine, "config", "--env", "GOTOOLCHAIN=local", "--env", "CGO_ENABLED=0",
                  "--env", "npm_config_update_notifier=false", "--env", "npm_config_fund=false",
