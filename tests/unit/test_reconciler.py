@@ -56,6 +56,24 @@ def test_orphans_and_missing_instances_are_fixed(world: World) -> None:
     assert spec.name not in names and ours.name in names
 
 
+def test_an_app_deployed_during_a_tick_is_not_taken_for_an_orphan(world: World) -> None:
+    setup(world)
+    bob = world.user("bob")
+    converge = world.reconciler.converge_app
+    deployed: list[int] = []
+
+    def converge_while_someone_deploys(app_id: int) -> None:
+        converge(app_id)
+        if not deployed:  # a new app's first release lands while the tick runs
+            apps.create_app(world.ctx, bob, "bob", "late")
+            deployed.append(releases.deploy_image(world.ctx, bob, "bob", "late", IMAGE).app_id)
+
+    world.reconciler.converge_app = converge_while_someone_deploys  # type: ignore[method-assign]
+    world.reconciler.tick()
+    assert [i.app_id for i in world.runtime.instances() if i.app_id == deployed[0]] == deployed
+    assert world.router.backends(deployed[0])  # and it is routed
+
+
 def test_routes_ignore_instances_of_other_releases(world: World) -> None:
     setup(world)
     app = App(1, 1, "hello", release_version=1)

@@ -165,8 +165,12 @@ class Reconciler:
         if self.clock() >= self._next_pool_pass:
             self._next_pool_pass = self.clock() + self.ctx.settings.pool_reconcile_interval
             self.reconcile_pools()
-        known = set(app_ids)
-        orphans = [i.name for i in self.ctx.runtime.instances() if i.app_id not in known]
+        # Instances first, then the apps: an app created during this tick (and started
+        # since) is in the store by then, so its instances are not taken for orphans.
+        running = self.ctx.runtime.instances()
+        with self.ctx.store.unit_of_work() as uow:
+            known = {a.id for a in uow.apps.all()}
+        orphans = [i.name for i in running if i.app_id not in known]
         if orphans:
             log.info("removing %d orphaned instances", len(orphans))
             stop_all(self.ctx, orphans)
