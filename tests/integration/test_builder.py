@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,8 @@ from cove.adapters.builder.buildah import BuildahBuilder
 from cove.adapters.builder.buildpacks import default_buildpacks
 from cove.adapters.builder.stacks import Stack
 from cove.adapters.runtime.local.engine import Engine
+from cove.adapters.runtime.local.podman import PodmanRuntime
+from cove.adapters.runtime.logs import FileLogs
 from cove.domain.errors import BuildFailed
 from cove.ports.builder import BuildLimits
 
@@ -89,3 +93,32 @@ def test_buildpack_builds_run_unprivileged_on_a_stack_without_setuid_programs(
     builder.build(tmp_path, tag, BuildLimits(), lambda line: None)
     report = engine.run("run", "--rm", "--entrypoint", "cat", tag, "/app/report.txt").stdout
     assert report.split() == ["uid=10001", "setuid=0", "etc=refused", "su=refused"]
+
+
+def test_a_build_reaches_neither_the_hosts_services_nor_the_spaces(
+        busybox_image: str, tmp_path: Path) -> None:
+    engine = Engine(tmp_path / "engine")
+    runtime = PodmanRuntime(engine, FileLogs(tmp_path / "logs"), "bnet")
+    listener = socket.create_server(("0.0.0.0", 0))  # a host service on every address
+    port = listener.getsockname()[1]
+    threading.Thread(target=lambda: [c.close() for c in iter(lambda: listener.accept()[0],
+                                                             None)], daemon=True).start()
+
+    def probe(network: Callable[[], str] | None, label: str) -> list[str]:
+        (tmp_path / "Dockerfile").write_text(
+            f"FROM {busybox_image}\n"
+            f"RUN echo {label}; gw=$(ip route | awk '/default/ {{print $3}}'); "
+            f"for target in $gw 127.0.0.1; do nc -w 3 $target {port} </dev/null "
+            "&& echo reached $target || echo refused $target; done\n")
+        lines: list[str] = []
+        builder = BuildahBuilder(engine, network=network)
+        builder.build(tmp_path, f"localhost/cove-test/{label}:1", BuildLimits(), lines.append)
+        return [line.split()[0] for line in lines if line.startswith(("reached", "refused"))]
+
+    try:
+        assert probe(runtime.build_network, "guarded") == ["refused", "refused"]
+        # the probe is not blind: on podman's default network the host service answers
+        assert probe(None, "unguarded") == ["reached", "refused"]
+    finally:
+        listener.close()
+        runtime.remove_everything()

@@ -77,8 +77,9 @@ def _size(n: int) -> str:
 class BuildahBuilder:
     def __init__(self, engine: Engine, buildpacks: list[Buildpack] | None = None,
                  binary: str = "buildah", stack: Stack = DEFAULT_STACK,
-                 mirror: str = MIRROR) -> None:
+                 mirror: str = MIRROR, network: Callable[[], str] | None = None) -> None:
         self.engine = engine
+        self.network = network
         self.buildpacks = buildpacks or []
         self.binary = binary
         self.stack = stack
@@ -129,6 +130,7 @@ class BuildahBuilder:
                 "--cpu-period", "100000", "--cpu-quota", str(limits.cpu_millis * 100),
                 "--ulimit", "nofile=4096:4096",
                 *(["--cgroup-parent", parent] if parent else []),
+                *(["--network", self.network()] if self.network else []),
                 "--iidfile", str(iidfile), "-f", str(dockerfile), "-t", tag, str(source),
             ]
             self._run(args, limits, emit, parent)

@@ -41,13 +41,22 @@ class PodmanRuntime:
     # -- spaces -----------------------------------------------------------------------------
 
     def ensure_space(self, space: str) -> None:
-        name = network_name(self.install, space)
+        self._ensure_network(network_name(self.install, space), f"cove.space={space}")
+
+    def build_network(self) -> str:
+        """The bridge builds' RUN steps use: like a space's, cut off from the spaces and
+        from the host's own services (DNS aside), with the internet for package installs.
+        Its name cannot be a space's (space names have no "--")."""
+        name = network_name(self.install, "-builds")
+        self._ensure_network(name, "cove.role=builds")
+        return name
+
+    def _ensure_network(self, name: str, label: str) -> None:
         if self.engine.run("network", "exists", name, check=False).returncode != 0:
             # isolate=true: netavark drops traffic between isolated bridges, so spaces
             # cannot reach each other; the host (the router) still reaches every space.
             self.engine.run("network", "create", "--opt", "isolate=true",
-                            "--label", f"{LABEL}={self.install}",
-                            "--label", f"cove.space={space}", name)
+                            "--label", f"{LABEL}={self.install}", "--label", label, name)
         self.firewall.guard(self._interface(name))
 
     def _interface(self, network: str) -> str:
