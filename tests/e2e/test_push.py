@@ -39,7 +39,8 @@ def test_push_builds_releases_and_keeps_serving_through_failures(cove: CoveServe
 
     (source / "Dockerfile").write_text("FROM localhost/cove-test/does-not-exist:1\n")
     failed = pat.run("push", "site", str(source), ok=False)
-    assert "==> build 3 failed: the build failed" in failed.stdout
+    assert "==> build 3 failed: base image localhost/cove-test/does-not-exist:1 does not " \
+        "exist" in failed.stdout
     assert cove.app_get("site-pat.localhost").text.startswith("second push from site")
     builds = json.loads(pat.run("builds", "site", "--json").stdout)
     assert [(b["number"], b["status"], b["release"]) for b in builds] == [

@@ -8,6 +8,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -101,8 +102,13 @@ def test_a_build_reaches_neither_the_hosts_services_nor_the_spaces(
     runtime = PodmanRuntime(engine, FileLogs(tmp_path / "logs"), "bnet")
     listener = socket.create_server(("0.0.0.0", 0))  # a host service on every address
     port = listener.getsockname()[1]
-    threading.Thread(target=lambda: [c.close() for c in iter(lambda: listener.accept()[0],
-                                                             None)], daemon=True).start()
+
+    def answer() -> None:
+        with suppress(OSError):  # until the listener is closed
+            while True:
+                listener.accept()[0].close()
+
+    threading.Thread(target=answer, daemon=True).start()
 
     def probe(network: Callable[[], str] | None, label: str) -> list[str]:
         (tmp_path / "Dockerfile").write_text(
@@ -122,3 +128,17 @@ def test_a_build_reaches_neither_the_hosts_services_nor_the_spaces(
     finally:
         listener.close()
         runtime.remove_everything()
+
+
+def test_a_missing_stack_says_what_makes_it(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("six\n")
+    (tmp_path / "app.py").write_text("")
+    stack = Stack(build="localhost/cove-test/no-build:1", run="localhost/cove-test/no-run:1")
+    builder = BuildahBuilder(Engine(tmp_path / "engine"),
+                             default_buildpacks(tmp_path / ".cache", stack), stack=stack)
+    with pytest.raises(BuildFailed, match="not built yet: a platform admin runs `cove stacks"):
+        builder.build(tmp_path, "localhost/cove-test/never:1", BuildLimits(), print)
+    (tmp_path / "Dockerfile").write_text("FROM localhost/cove-test/nowhere:1 AS base\n"
+                                         "FROM base\n")
+    with pytest.raises(BuildFailed, match="base image localhost/cove-test/nowhere:1 does not"):
+        builder.build(tmp_path, "localhost/cove-test/never:1", BuildLimits(), print)

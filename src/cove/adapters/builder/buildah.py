@@ -117,6 +117,7 @@ class BuildahBuilder:
             dockerfile = source / GENERATED
             dockerfile.write_text(pack.dockerfile(source))
             kind = pack.name
+        self._check_local_bases(dockerfile)
         with tempfile.TemporaryDirectory(prefix="cove-build-") as work, \
                 pids_cgroup(f"cove-builds/{Path(work).name}", limits.pids) as parent:
             iidfile = Path(work) / "iid"
@@ -136,6 +137,27 @@ class BuildahBuilder:
             self._run(args, limits, emit, parent)
             image_id = iidfile.read_text().strip().removeprefix("sha256:")
         return BuiltImage(image_id, kind)
+
+    def _check_local_bases(self, dockerfile: Path) -> None:
+        """Images named localhost/... exist only in this machine's store (no registry to
+        pull them from): say which is missing, and for the stacks what makes them."""
+        stages: set[str] = set()
+        for line in dockerfile.read_text("utf-8", "replace").splitlines():
+            words = [w for w in line.split() if not w.startswith("--")]
+            if len(words) < 2 or words[0].upper() != "FROM":
+                continue
+            base = words[1]
+            if len(words) >= 4 and words[2].upper() == "AS":
+                stages.add(words[3].lower())
+            if not base.startswith("localhost/") or base.lower() in stages:
+                continue
+            if self.engine.run("image", "exists", base, check=False).returncode == 0:
+                continue
+            if base in (self.stack.build, self.stack.run):
+                raise BuildFailed(f"the stack image {base} is not built yet: a platform admin "
+                                  "runs `cove stacks build` (once, a few minutes)")
+            raise BuildFailed(f"base image {base} does not exist on this Cove: use an image "
+                              "from a registry")
 
     def _run(self, args: list[str], limits: BuildLimits, emit: Callable[[str], None],
              cgroup: str | None) -> None:
