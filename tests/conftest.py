@@ -50,6 +50,14 @@ def registry(workdir: Path, hello_image: str) -> Iterator[Registry]:
     reg.stop()
 
 
+@pytest.fixture(scope="session")
+def busybox_ref(registry: Registry, busybox_image: str) -> str:
+    """busybox in the test registry: what a tenant's Dockerfile may start from."""
+    ref = f"{registry.host}/cove-test/busybox:1"
+    push(busybox_image, ref)
+    return ref
+
+
 PRIVATE_CREDS = ("deployer", "s3cret-pass")
 
 

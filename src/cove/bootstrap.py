@@ -112,14 +112,14 @@ def build(settings: ServerSettings) -> Platform:
         api_hosts=tuple(dict.fromkeys((settings.base_domain, f"cove.{settings.base_domain}",
                                        "localhost", "127.0.0.1")))))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # health probes are not news
+    resolver = RegistryResolver(engine, settings.insecure_registries)
     ctx = Context(
-        store=store, runtime=runtime, logs=logs,
-        resolver=RegistryResolver(engine, settings.insecure_registries),
+        store=store, runtime=runtime, logs=logs, resolver=resolver,
         router=router, health=HttpHealthCheck(), hasher=Argon2Hasher(),
         template=load_template(settings), pools=load_pools(settings),
         builder=BuildahBuilder(engine, default_buildpacks(home / "stacks", stack),
                                stack=stack, mirror=settings.debian_mirror,
-                               network=runtime.build_network),
+                               network=runtime.build_network, resolve=resolver.resolve),
         repos=GitRepos(home / "git"),
         settings=Settings(base_domain=settings.base_domain, router_port=settings.router_port,
                           signup_open=settings.signup_open,

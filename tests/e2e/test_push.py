@@ -13,9 +13,10 @@ import pytest
 
 from cove.adapters.builder.stacks import Stack
 from cove.adapters.runtime.local.engine import Engine
+from tests.conftest import PRIVATE_CREDS
 from tests.support.apps import dockerfile_app, git
 from tests.support.cove import CoveServer, hammering, make_server
-from tests.support.services import wait_until
+from tests.support.services import Registry, wait_until
 
 APPS = Path(__file__).resolve().parents[1] / "apps"
 
@@ -39,8 +40,8 @@ def test_push_builds_releases_and_keeps_serving_through_failures(cove: CoveServe
 
     (source / "Dockerfile").write_text("FROM localhost/cove-test/does-not-exist:1\n")
     failed = pat.run("push", "site", str(source), ok=False)
-    assert "==> build 3 failed: base image localhost/cove-test/does-not-exist:1 does not " \
-        "exist" in failed.stdout
+    assert "==> build 3 failed: Dockerfile: base image localhost/cove-test/does-not-exist:1 " \
+        "is not one builds may use" in failed.stdout
     assert cove.app_get("site-pat.localhost").text.startswith("second push from site")
     builds = json.loads(pat.run("builds", "site", "--json").stdout)
     assert [(b["number"], b["status"], b["release"]) for b in builds] == [
@@ -192,7 +193,7 @@ def test_a_language_app_builds_on_the_stack_and_code_pushes_reuse_its_dependenci
 
 
 def test_builds_beyond_the_quota_wait_for_a_slot(cove: CoveServer, tmp_path: Path,
-                                                 busybox_image: str) -> None:
+                                                 busybox_ref: str) -> None:
     import subprocess as sp
     import sys
 
@@ -208,7 +209,7 @@ def test_builds_beyond_the_quota_wait_for_a_slot(cove: CoveServer, tmp_path: Pat
         sources.append(dockerfile_app(tmp_path / f"q{n}", f"queued {n}"))
         # a slow step keeps the single slot busy while the other push arrives
         (sources[n] / "Dockerfile").write_text(
-            f"FROM {busybox_image}\nRUN sleep 4 && echo {n} > /queued\nCOPY hello /hello\n"
+            f"FROM {busybox_ref}\nRUN sleep 4 && echo {n} > /queued\nCOPY hello /hello\n"
             f'ENV GREETING="queued {n}"\nUSER 10001:10001\nCMD ["/hello"]\n')
 
     def push(user: CliUser, n: int) -> sp.Popen[str]:
@@ -247,3 +248,38 @@ def test_everyone_sees_the_stacks_and_only_a_platform_admin_rebuilds_them(
         assert all(s["id"] is None for s in json.loads(admin.run("stacks", "--json").stdout))
     finally:
         other.teardown()
+
+
+def test_a_build_cannot_start_from_or_poison_another_spaces_images(
+        cove: CoveServer, tmp_path: Path, busybox_ref: str, private_registry: Registry) -> None:
+    victim, attacker = cove.user("vivian"), cove.user("oscar")
+    for user, page in ((attacker, "owned by oscar"), (victim, "vivian's page")):
+        user.signup()
+        user.run("apps", "create", "site")
+        source = tmp_path / user.name
+        source.mkdir()
+        (source / "index.html").write_text(page)
+        # the same instruction in both spaces; what the mount brings in differs
+        (source / "Dockerfile").write_text(
+            f"FROM {busybox_ref}\n"
+            "RUN --mount=type=bind,source=.,target=/s mkdir /www && cp /s/index.html /www/\n"
+            'USER 10001:10001\nCMD ["sh", "-c", "exec httpd -f -p $PORT -h /www"]\n')
+        assert "released v1" in user.run("push", "site", str(source)).stdout
+    assert cove.app_get("site-vivian.localhost").text == "vivian's page"  # not the cache
+
+    steal = tmp_path / "steal"
+    steal.mkdir()
+    (steal / "Dockerfile").write_text("FROM localhost/cove-builds/vivian/site:build-1\n")
+    out = attacker.run("push", "site", str(steal), ok=False).stdout
+    assert "is not one builds may use" in out
+
+    # An image vivian pulled with her registry credentials is in this machine's store, but
+    # oscar's build must fetch it as oscar would: without credentials.
+    private = f"{private_registry.host}/team/hello:1"
+    victim.run("apps", "create", "private")
+    victim.run("deploy", "private", private, "--username", PRIVATE_CREDS[0],
+               "--password-stdin", input=PRIVATE_CREDS[1] + "\n")
+    (steal / "Dockerfile").write_text(f"FROM {private}\n")
+    out = attacker.run("push", "site", str(steal), ok=False).stdout
+    assert "was refused by its registry" in out
+    assert cove.app_get("site-oscar.localhost").text == "owned by oscar"

@@ -19,7 +19,7 @@ from cove.adapters.builder.stacks import Stack
 from cove.adapters.runtime.local.engine import Engine
 from cove.adapters.runtime.local.podman import PodmanRuntime
 from cove.adapters.runtime.logs import FileLogs
-from cove.domain.errors import BuildFailed
+from cove.domain.errors import BuildFailed, Invalid
 from cove.ports.builder import BuildLimits
 
 
@@ -39,7 +39,8 @@ def no_leftovers() -> Iterator[None]:
 def build(tmp_path: Path, dockerfile: str, **limits: int) -> tuple[list[str], BuildFailed]:
     (tmp_path / "Dockerfile").write_text(dockerfile)
     lines: list[str] = []
-    builder = BuildahBuilder(Engine(tmp_path / "engine"))
+    base = dockerfile.split()[1]  # a local test image: the operator lets builds use it
+    builder = BuildahBuilder(Engine(tmp_path / "engine"), local_images=[base])
     with pytest.raises(BuildFailed) as err:
         builder.build(tmp_path, "localhost/cove-test/runaway:1", BuildLimits(**limits),
                       lines.append)
@@ -110,24 +111,27 @@ def test_a_build_reaches_neither_the_hosts_services_nor_the_spaces(
 
     threading.Thread(target=answer, daemon=True).start()
 
-    def probe(network: Callable[[], str] | None, label: str) -> list[str]:
+    def probe(network: Callable[[], str], label: str) -> list[str]:
         (tmp_path / "Dockerfile").write_text(
             f"FROM {busybox_image}\n"
             f"RUN echo {label}; gw=$(ip route | awk '/default/ {{print $3}}'); "
             f"for target in $gw 127.0.0.1; do nc -w 3 $target {port} </dev/null "
             "&& echo reached $target || echo refused $target; done\n")
         lines: list[str] = []
-        builder = BuildahBuilder(engine, network=network)
+        builder = BuildahBuilder(engine, network=network, local_images=[busybox_image])
         builder.build(tmp_path, f"localhost/cove-test/{label}:1", BuildLimits(), lines.append)
         return [line.split()[0] for line in lines if line.startswith(("reached", "refused"))]
 
+    plain = f"cove-test-plain-{tmp_path.name[-8:]}"
+    engine.run("network", "create", plain)
     try:
         assert probe(runtime.build_network, "guarded") == ["refused", "refused"]
-        # the probe is not blind: on podman's default network the host service answers
-        assert probe(None, "unguarded") == ["reached", "refused"]
+        # the probe is not blind: on a bridge without the guard the host service answers
+        assert probe(lambda: plain, "unguarded") == ["reached", "refused"]
     finally:
         listener.close()
         runtime.remove_everything()
+        engine.run("network", "rm", "--force", plain, check=False)
 
 
 def test_a_missing_stack_says_what_makes_it(tmp_path: Path) -> None:
@@ -140,5 +144,5 @@ def test_a_missing_stack_says_what_makes_it(tmp_path: Path) -> None:
         builder.build(tmp_path, "localhost/cove-test/never:1", BuildLimits(), print)
     (tmp_path / "Dockerfile").write_text("FROM localhost/cove-test/nowhere:1 AS base\n"
                                          "FROM base\n")
-    with pytest.raises(BuildFailed, match="base image localhost/cove-test/nowhere:1 does not"):
+    with pytest.raises(Invalid, match="base image localhost/cove-test/nowhere:1 is not one"):
         builder.build(tmp_path, "localhost/cove-test/never:1", BuildLimits(), print)

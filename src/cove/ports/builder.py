@@ -35,8 +35,11 @@ class Builder(Protocol):
         ...
 
     def build(self, source: Path, tag: str, limits: BuildLimits,
-              emit: Callable[[str], None]) -> BuiltImage:
-        """Build `source`; stream output lines to `emit`; raise BuildFailed or Invalid."""
+              emit: Callable[[str], None], scope: str = "") -> BuiltImage:
+        """Build `source`; stream output lines to `emit`; raise BuildFailed or Invalid.
+
+        Builds of one `scope` (a space) may share cached layers; different scopes never.
+        """
         ...
 
     def stacks(self) -> list[StackImage]:

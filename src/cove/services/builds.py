@@ -65,14 +65,17 @@ def push_source(ctx: Context, user: User, space_name: str, app_name: str,
     template = template_of(space)
     slot = SLOTS.slot(space.id, template.quota.builds)
     destination = pool.registry if pool else None
+    # Cached layers are shared within a space, never beyond it; a space made later under
+    # the same name starts with a cache of its own.
+    scope = f"{space.name}-{space.id}-{space.created_at.timestamp():.0f}"
     return in_background(lambda emit: _run(
         ctx, builder, user, space_name, app_name, build, archive, slot, template.builds,
-        destination, emit))
+        destination, scope, emit))
 
 
 def _run(ctx: Context, builder: Builder, user: User, space_name: str, app_name: str,
          build: Build, archive: BinaryIO, slot: threading.Semaphore, limits: BuildLimits,
-         destination: Destination | None, output: Emit) -> None:
+         destination: Destination | None, scope: str, output: Emit) -> None:
     log: list[str] = []
 
     def emit(line: str) -> None:
@@ -96,7 +99,7 @@ def _run(ctx: Context, builder: Builder, user: User, space_name: str, app_name: 
                      f"{limits.pids} processes, {limits.timeout_seconds} s, "
                      f"{limits.max_output_bytes // 1024} KiB of output)")
                 tag = f"localhost/cove-builds/{space_name}/{app_name}:build-{build.number}"
-                built = builder.build(source, tag, limits, emit)
+                built = builder.build(source, tag, limits, emit, scope=scope)
                 build.builder, build.image = built.builder, built.image
         finally:
             slot.release()

@@ -9,13 +9,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
 from cove.adapters.builder.archive import extract
 from cove.adapters.builder.buildpacks import GENERATED, Buildpack
+from cove.adapters.builder.dockerfile import BasePolicy, guard_dockerfile
 from cove.adapters.builder.stacks import DEFAULT_STACK, MIRROR, Stack, build_stack
 from cove.adapters.runtime.local.engine import Engine
 from cove.domain.errors import BuildFailed, Invalid
@@ -77,9 +78,13 @@ def _size(n: int) -> str:
 class BuildahBuilder:
     def __init__(self, engine: Engine, buildpacks: list[Buildpack] | None = None,
                  binary: str = "buildah", stack: Stack = DEFAULT_STACK,
-                 mirror: str = MIRROR, network: Callable[[], str] | None = None) -> None:
+                 mirror: str = MIRROR, network: Callable[[], str] | None = None,
+                 resolve: Callable[[str], str] | None = None,
+                 local_images: Iterable[str] = ()) -> None:
         self.engine = engine
         self.network = network
+        # Stacks, and whatever else the operator lets builds start from without a registry.
+        self.policy = BasePolicy(frozenset({stack.build, stack.run, *local_images}), resolve)
         self.buildpacks = buildpacks or []
         self.binary = binary
         self.stack = stack
@@ -102,7 +107,7 @@ class BuildahBuilder:
         return extract(archive, dest)
 
     def build(self, source: Path, tag: str, limits: BuildLimits,
-              emit: Callable[[str], None]) -> BuiltImage:
+              emit: Callable[[str], None], scope: str = "") -> BuiltImage:
         dockerfile = next((source / n for n in DOCKERFILES if (source / n).is_file()), None)
         kind = "dockerfile"
         if dockerfile is not None:
@@ -117,10 +122,17 @@ class BuildahBuilder:
             dockerfile = source / GENERATED
             dockerfile.write_text(pack.dockerfile(source))
             kind = pack.name
-        self._check_local_bases(dockerfile)
+        try:
+            text = dockerfile.read_text("utf-8")
+        except UnicodeDecodeError:
+            raise Invalid(f"{dockerfile.name} is not UTF-8 text") from None
+        guarded = guard_dockerfile(text, scope, self.policy)
+        self._check_stacks(guarded)
         with tempfile.TemporaryDirectory(prefix="cove-build-") as work, \
                 pids_cgroup(f"cove-builds/{Path(work).name}", limits.pids) as parent:
             iidfile = Path(work) / "iid"
+            dockerfile = Path(work) / "Dockerfile"
+            dockerfile.write_text(guarded)
             args = [
                 self.binary, "bud", "--layers", "--force-rm", "--isolation", "oci",
                 # RUN steps get only the capabilities package installs need (no chroot,
@@ -138,26 +150,16 @@ class BuildahBuilder:
             image_id = iidfile.read_text().strip().removeprefix("sha256:")
         return BuiltImage(image_id, kind)
 
-    def _check_local_bases(self, dockerfile: Path) -> None:
-        """Images named localhost/... exist only in this machine's store (no registry to
-        pull them from): say which is missing, and for the stacks what makes them."""
-        stages: set[str] = set()
-        for line in dockerfile.read_text("utf-8", "replace").splitlines():
-            words = [w for w in line.split() if not w.startswith("--")]
-            if len(words) < 2 or words[0].upper() != "FROM":
+    def _check_stacks(self, dockerfile: str) -> None:
+        """Local images cannot be pulled from anywhere: a missing stack is named, with what
+        makes it."""
+        for line in dockerfile.splitlines():
+            words = line.split()
+            if len(words) < 2 or words[0] != "FROM" or words[1] not in self.policy.local:
                 continue
-            base = words[1]
-            if len(words) >= 4 and words[2].upper() == "AS":
-                stages.add(words[3].lower())
-            if not base.startswith("localhost/") or base.lower() in stages:
-                continue
-            if self.engine.run("image", "exists", base, check=False).returncode == 0:
-                continue
-            if base in (self.stack.build, self.stack.run):
-                raise BuildFailed(f"the stack image {base} is not built yet: a platform admin "
-                                  "runs `cove stacks build` (once, a few minutes)")
-            raise BuildFailed(f"base image {base} does not exist on this Cove: use an image "
-                              "from a registry")
+            if self.engine.run("image", "exists", words[1], check=False).returncode != 0:
+                raise BuildFailed(f"the stack image {words[1]} is not built yet: a platform "
+                                  "admin runs `cove stacks build` (once, a few minutes)")
 
     def _run(self, args: list[str], limits: BuildLimits, emit: Callable[[str], None],
              cgroup: str | None) -> None:
