@@ -105,7 +105,7 @@ class OneImageBuilder:
         return 1
 
     def build(self, source: Path, tag: str, limits: BuildLimits,
-              emit: Callable[[str], None]) -> BuiltImage:
+              emit: Callable[[str], None], scope: str = "") -> BuiltImage:
         return BuiltImage("0123abcd", "dockerfile")
 
 
