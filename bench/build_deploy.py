@@ -64,12 +64,20 @@ def push_until_live(cove: CoveServer, user: CliUser, app: str, work: Path, marke
     git(work, "add", ".")
     git(work, "commit", "-qm", message)
     url = f"{cove.url.replace('://', f'://{user.name}:{user.token}@')}/git/{user.name}/{app}.git"
-    began = time.perf_counter()
-    git(work, "push", "-q", url, "main")
     host = f"{app}-{user.name}.localhost"
+    began = time.perf_counter()
+    # The new version may answer before the push returns (the old one drains meanwhile).
+    push = subprocess.Popen(["git", "push", "-q", url, "main"], cwd=work,
+                            env=dict(os.environ, **GIT_ENV), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     while marker not in httpx.get(cove.url, headers={"Host": host}).text:
+        if push.poll() not in (None, 0):
+            raise RuntimeError(f"git push failed: {push.communicate()[1]}")
         time.sleep(0.05)
-    return time.perf_counter() - began
+    live = time.perf_counter() - began
+    if push.wait() != 0:
+        raise RuntimeError(f"git push failed: {push.communicate()[1]}")
+    return live
 
 
 def main() -> None:

@@ -45,6 +45,20 @@ def build_stage(stack: Stack, *owned: str) -> list[str]:
             f"USER {BUILDER}", "ENV HOME=/tmp", f"WORKDIR {owned[0]}"]
 
 
+def copy_dependencies(stack: Stack, source: Path, path: str, *manifests: str) -> str:
+    """Bring the build stage's dependencies (`path`) into the app's image.
+
+    A plain `COPY --from=build` hashes every file of a virtualenv or node_modules on each
+    build (seconds); this step's text names the manifests' digest instead, so the layer
+    cache reuses it exactly when they (and the stacks) are unchanged.
+    """
+    digest = hashlib.sha256(f"{stack.build}\0{stack.run}".encode())
+    for name in manifests:
+        digest.update(b"\0" + (source / name).read_bytes())
+    return (f"RUN --mount=type=bind,from=build,source={path},target=/cove/deps "
+            f"cp -a /cove/deps {path}  # dependencies {digest.hexdigest()[:16]}")
+
+
 class StaticSite:
     """index.html at the top, or a public/ directory: served by a small static server."""
 
@@ -113,10 +127,11 @@ class Python:
         if (source / "requirements.txt").is_file():
             lines += [f"COPY --chown={BUILDER} requirements.txt /app/requirements.txt",
                       f"RUN {pip} -r /app/requirements.txt"]
-        else:
+            venv = copy_dependencies(self.stack, source, "/app/.venv", "requirements.txt")
+        else:  # the virtualenv holds the app itself: copied by content
             lines += [f"COPY --chown={BUILDER} . /app", f"RUN {pip} /app"]
-        lines += [f"FROM {self.stack.run}", "WORKDIR /app",
-                  "COPY --from=build /app/.venv /app/.venv", "COPY . /app",
+            venv = "COPY --from=build /app/.venv /app/.venv"
+        lines += [f"FROM {self.stack.run}", "WORKDIR /app", venv, "COPY . /app",
                   "ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1",
                   "USER 10001:10001", 'CMD ["python3", "app.py"]']
         return "\n".join(lines) + "\n"
@@ -158,7 +173,8 @@ class Node:
             app = ["COPY --from=build /app /app"]
         else:
             lines += [f"RUN {install} --omit=dev {cache}"]
-            app = ["COPY --from=build /app/node_modules /app/node_modules", "COPY . /app"]
+            app = [copy_dependencies(self.stack, source, "/app/node_modules",
+                                     *manifests.split()), "COPY . /app"]
         lines += [f"FROM {self.stack.run}", "WORKDIR /app", *app,
                   "ENV NODE_ENV=production PATH=/app/node_modules/.bin:$PATH",
                   "USER 10001:10001", f"CMD {json.dumps(self._command(source, manifest))}"]
