@@ -71,6 +71,16 @@ def kill_all(cgroup: Path, timeout: float = 10) -> None:
         time.sleep(0.05)
 
 
+def _limit_hit(tail: list[str], limits: BuildLimits) -> str:
+    """Name the limit a failed step most likely ran into, from what it printed."""
+    text = "\n".join(tail)
+    if "exit status 137" in text:  # SIGKILL: the kernel's OOM killer, inside the cgroup
+        return f" because a step ran out of memory (the build's limit is {limits.memory_mb} MiB)"
+    if "can't fork" in text or "Resource temporarily unavailable" in text:
+        return f" because it hit the limit of {limits.pids} processes"
+    return ""
+
+
 def _size(n: int) -> str:
     return f"{n / 2**20:g} MiB" if n >= 2**20 else f"{n / 2**10:g} KiB"
 
@@ -214,5 +224,5 @@ class BuildahBuilder:
                               "keeps serving")
         if code != 0:
             last = next((t for t in reversed(tail) if t.strip()), "no output")
-            raise BuildFailed(f"the build failed (exit {code}): {last}; the previous release "
-                              "keeps serving")
+            raise BuildFailed(f"the build failed (exit {code}){_limit_hit(tail, limits)}: "
+                              f"{last}; the previous release keeps serving")
