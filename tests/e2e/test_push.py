@@ -52,6 +52,14 @@ def test_push_builds_releases_and_keeps_serving_through_failures(cove: CoveServe
     missing = pat.run("push", "site", str(source), ok=False)
     assert "cannot tell how to build this source" in missing.stdout
 
+    def built_images() -> list[str]:
+        listed = Engine(tmp_path / "engine").run("images", "--format", "{{.Repository}}")
+        return [r for r in listed.stdout.split() if r == "localhost/cove-builds/pat/site"]
+
+    assert built_images()
+    pat.run("apps", "destroy", "site")
+    assert built_images() == []  # a destroyed app's images go with it
+
 
 def test_a_hostile_upload_is_refused_and_writes_nothing_outside(cove: CoveServer) -> None:
     quinn = cove.user("quinn")

@@ -10,6 +10,11 @@ from cove.domain.models import now
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
 
 
+def build_repository(space: str, app: str) -> str:
+    """Where an app's built images are tagged (build-N) in the local image store."""
+    return f"localhost/cove-builds/{space}/{app}"
+
+
 @dataclass
 class Build:
     id: int

@@ -49,3 +49,7 @@ class Builder(Protocol):
     def build_stacks(self, emit: Callable[[str], None]) -> None:
         """(Re)make the build and run images; stream progress to `emit`."""
         ...
+
+    def forget(self, repository: str) -> int:
+        """Remove the built images tagged in `repository`; return how many tags went."""
+        ...

@@ -16,7 +16,7 @@ from cove.services.access import app_for, space_for
 from cove.services.context import Context
 from cove.services.pools import base_domains, current_state, pool_of, url
 from cove.services.reconciler import sync_routes
-from cove.services.rollout import teardown_app
+from cove.services.rollout import forget_app
 from cove.services.spaces import template_of, usage_of
 
 MAX_HEALTH_TIMEOUT = 600
@@ -140,9 +140,7 @@ def destroy_app(ctx: Context, user: User, space_name: str, name: str) -> None:
             uow.apps.delete(app.id)
             uow.audit.add(space.id, user.name, "app.destroy", name, {})
             uow.commit()
-            teardown_app(ctx, app)
-            if ctx.repos is not None:
-                ctx.repos.remove(space.name, app.name)
+            forget_app(ctx, space.name, app, local=pool is None)
     _sync_routes(ctx)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from cove.domain.builds import FAILED, RUNNING, SUCCEEDED, Build
+from cove.domain.builds import FAILED, RUNNING, SUCCEEDED, Build, build_repository
 from cove.domain.errors import CoveError, Invalid, NotFound, Unsupported
 from cove.domain.models import User, now
 from cove.domain.procfile import RELEASE, parse_procfile
@@ -98,7 +98,7 @@ def _run(ctx: Context, builder: Builder, user: User, space_name: str, app_name: 
                      f"{limits.memory_mb} MiB memory, {limits.cpu_millis} millicores, "
                      f"{limits.pids} processes, {limits.timeout_seconds} s, "
                      f"{limits.max_output_bytes // 1024} KiB of output)")
-                tag = f"localhost/cove-builds/{space_name}/{app_name}:build-{build.number}"
+                tag = f"{build_repository(space_name, app_name)}:build-{build.number}"
                 built = builder.build(source, tag, limits, emit, scope=scope)
                 build.builder, build.image = built.builder, built.image
         finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
+from cove.domain.builds import build_repository
 from cove.domain.errors import DeployFailed
 from cove.domain.models import App, Process, Release
 from cove.domain.procfile import RELEASE
@@ -117,3 +118,14 @@ def teardown_app(ctx: Context, app: App) -> None:
     with ctx.locks.hold(app.id):
         stop_all(ctx, [i.name for i in ctx.runtime.instances(app.id)])
     ctx.logs.forget(app.id)
+
+
+def forget_app(ctx: Context, space: str, app: App, local: bool) -> None:
+    """Everything of a destroyed app outside the store: its instances (on the local pool),
+    logs, git repository and built images."""
+    if local:
+        teardown_app(ctx, app)
+    if ctx.repos is not None:
+        ctx.repos.remove(space, app.name)
+    if ctx.builder is not None:
+        ctx.builder.forget(build_repository(space, app.name))

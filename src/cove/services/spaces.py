@@ -15,7 +15,7 @@ from cove.ports.store import UnitOfWork
 from cove.services.access import space_for
 from cove.services.context import Context
 from cove.services.pools import choose_pool, pool_of, provision
-from cove.services.rollout import teardown_app
+from cove.services.rollout import forget_app
 
 
 def template_of(space: Space) -> SpaceTemplate:
@@ -91,10 +91,7 @@ def destroy_space(ctx: Context, user: User, name: str) -> None:
             raise Conflict(f"{name!r} is a personal space and lives as long as its user")
         pool = pool_of(ctx, space)
         for app in uow.apps.of_space(space.id):
-            if pool is None:
-                teardown_app(ctx, app)
-            if ctx.repos is not None:
-                ctx.repos.remove(space.name, app.name)
+            forget_app(ctx, space.name, app, local=pool is None)
         if pool is not None:
             pool.remove_space(name)  # the namespace takes everything in it along
         uow.spaces.delete(space.id)

@@ -110,6 +110,14 @@ class BuildahBuilder:
                          StackImage(role, image, None))
         return found
 
+    def forget(self, repository: str) -> int:
+        listed = self.engine.run("images", "--format", "{{.Repository}}:{{.Tag}}",
+                                 check=False)
+        tags = [t for t in listed.stdout.split() if t.startswith(f"{repository}:")]
+        for tag in tags:  # an image still used elsewhere only loses the tag
+            self.engine.run("rmi", tag, check=False)
+        return len(tags)
+
     def build_stacks(self, emit: Callable[[str], None]) -> None:
         build_stack(self.engine, emit, self.stack, self.mirror)
 
