@@ -18,7 +18,7 @@ POLICY = BasePolicy(frozenset({STACK}), resolve)
 
 
 def guard(text: str) -> list[str]:
-    return guard_dockerfile(text, "team-7", POLICY).splitlines()
+    return guard_dockerfile(text, "team-7", POLICY).text.splitlines()
 
 
 def test_every_stage_gets_the_spaces_cache_label_and_registry_bases_are_pinned() -> None:

@@ -9,13 +9,14 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import BinaryIO
 
 from cove.adapters.builder.archive import extract
-from cove.adapters.builder.buildpacks import GENERATED, Buildpack
+from cove.adapters.builder.buildpacks import Buildpack
 from cove.adapters.builder.dockerfile import BasePolicy, guard_dockerfile
 from cove.adapters.builder.stacks import DEFAULT_STACK, MIRROR, Stack, build_stack
 from cove.adapters.runtime.local.engine import Engine
@@ -71,7 +72,7 @@ def kill_all(cgroup: Path, timeout: float = 10) -> None:
         time.sleep(0.05)
 
 
-def _limit_hit(tail: list[str], limits: BuildLimits) -> str:
+def _limit_hit(tail: Iterable[str], limits: BuildLimits) -> str:
     """Name the limit a failed step most likely ran into, from what it printed."""
     text = "\n".join(tail)
     if "exit status 137" in text:  # SIGKILL: the kernel's OOM killer, inside the cgroup
@@ -126,31 +127,19 @@ class BuildahBuilder:
 
     def build(self, source: Path, tag: str, limits: BuildLimits,
               emit: Callable[[str], None], scope: str = "") -> BuiltImage:
-        dockerfile = next((source / n for n in DOCKERFILES if (source / n).is_file()), None)
-        kind = "dockerfile"
-        if dockerfile is not None:
-            emit(f"-----> {dockerfile.name} detected")
-        else:
-            pack = next((p for p in self.buildpacks if p.detect(source)), None)
-            if pack is None:
-                known = ", ".join(["Dockerfile", *(p.name for p in self.buildpacks)])
-                raise Invalid(f"cannot tell how to build this source (tried: {known}): add a "
-                              "Dockerfile, or an index.html or public/ for a static site")
-            emit(f"-----> {pack.name} app detected")
-            dockerfile = source / GENERATED
-            dockerfile.write_text(pack.dockerfile(source))
-            kind = pack.name
-        try:
-            text = dockerfile.read_text("utf-8")
-        except UnicodeDecodeError:
-            raise Invalid(f"{dockerfile.name} is not UTF-8 text") from None
+        kind, text = self._dockerfile(source, emit)
         guarded = guard_dockerfile(text, scope, self.policy)
-        self._check_stacks(guarded)
+        for base in guarded.local_bases:  # local images cannot be pulled from anywhere
+            if self.engine.run("image", "exists", base, check=False).returncode != 0:
+                raise BuildFailed(f"the stack image {base} is not built yet: a platform "
+                                  "admin runs `cove stacks build` (once, a few minutes)")
         with tempfile.TemporaryDirectory(prefix="cove-build-") as work, \
                 pids_cgroup(f"cove-builds/{Path(work).name}", limits.pids) as parent:
             iidfile = Path(work) / "iid"
+            # Outside the source tree: it is the build context, and what the app's image
+            # copies.
             dockerfile = Path(work) / "Dockerfile"
-            dockerfile.write_text(guarded)
+            dockerfile.write_text(guarded.text)
             args = [
                 self.binary, "bud", "--layers", "--force-rm", "--isolation", "oci",
                 # RUN steps get only the capabilities package installs need (no chroot,
@@ -168,27 +157,34 @@ class BuildahBuilder:
             image_id = iidfile.read_text().strip().removeprefix("sha256:")
         return BuiltImage(image_id, kind)
 
-    def _check_stacks(self, dockerfile: str) -> None:
-        """Local images cannot be pulled from anywhere: a missing stack is named, with what
-        makes it."""
-        for line in dockerfile.splitlines():
-            words = line.split()
-            if len(words) < 2 or words[0] != "FROM" or words[1] not in self.policy.local:
-                continue
-            if self.engine.run("image", "exists", words[1], check=False).returncode != 0:
-                raise BuildFailed(f"the stack image {words[1]} is not built yet: a platform "
-                                  "admin runs `cove stacks build` (once, a few minutes)")
+    def _dockerfile(self, source: Path, emit: Callable[[str], None]) -> tuple[str, str]:
+        """Which builder takes `source`, and the Dockerfile it builds with."""
+        found = next((source / n for n in DOCKERFILES if (source / n).is_file()), None)
+        if found is not None:
+            emit(f"-----> {found.name} detected")
+            try:
+                return "dockerfile", found.read_text("utf-8")
+            except UnicodeDecodeError:
+                raise Invalid(f"{found.name} is not UTF-8 text") from None
+        pack = next((p for p in self.buildpacks if p.detect(source)), None)
+        if pack is None:
+            known = ", ".join(["Dockerfile", *(p.name for p in self.buildpacks)])
+            raise Invalid(f"cannot tell how to build this source (tried: {known}): add a "
+                          "Dockerfile, or an index.html or public/ for a static site")
+        emit(f"-----> {pack.name} app detected")
+        return pack.name, pack.dockerfile(source)
 
     def _run(self, args: list[str], limits: BuildLimits, emit: Callable[[str], None],
              cgroup: str | None) -> None:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=self.engine.env, start_new_session=True)
         stopped: list[str] = []
-        killer = threading.Timer(15, lambda: kill_builder())
 
         def kill_builder() -> None:
             with suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+
+        killer = threading.Timer(15, kill_builder)
 
         def stop(reason: str) -> None:
             if stopped:
@@ -207,7 +203,7 @@ class BuildahBuilder:
                                 stop, [f"it ran longer than {limits.timeout_seconds}s"])
         timer.start()
         written = 0
-        tail: list[str] = []
+        tail: deque[str] = deque(maxlen=20)
         try:
             assert proc.stdout is not None
             for raw in proc.stdout:
@@ -218,7 +214,7 @@ class BuildahBuilder:
                     stop(f"it wrote more than {_size(limits.max_output_bytes)} of output")
                     continue
                 line = raw.decode("utf-8", "replace").rstrip("\n")
-                tail = [*tail[-19:], line]
+                tail.append(line)
                 emit(line)
             code = proc.wait()
         finally:

@@ -20,7 +20,6 @@ from typing import Protocol
 from cove.adapters.builder.stacks import GO_STD_CACHE_DIR, Stack
 from cove.domain.errors import BuildFailed, Invalid
 
-GENERATED = ".cove-Dockerfile"
 STATIC_SERVER_SRC = Path(__file__).resolve().parents[2] / "data" / "static-server"
 
 
@@ -34,15 +33,30 @@ class Buildpack(Protocol):
         ...
 
 
-BUILDER = "10001:10001"
+UID = 10001
+BUILDER = f"{UID}:{UID}"  # builds run as, and apps run as
 
 
 def build_stage(stack: Stack, *owned: str) -> list[str]:
     """The start of a buildpack's build stage: everything after the first step (dependency
     installs run the packages' own scripts) runs as an unprivileged user, in directories
     it owns, on a build image without setuid programs."""
-    return [f"FROM {stack.build} AS build", f"RUN install -d -o 10001 -g 10001 {' '.join(owned)}",
+    return [f"FROM {stack.build} AS build", f"RUN install -d -o {UID} -g {UID} {' '.join(owned)}",
             f"USER {BUILDER}", "ENV HOME=/tmp", f"WORKDIR {owned[0]}"]
+
+
+class OnStack:
+    """A buildpack that builds on the stack's build image and runs on its run image."""
+
+    name: str
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def run_stage(self, *steps: str, command: list[str]) -> list[str]:
+        """The app's image: the run image, `steps`, then the command, run unprivileged."""
+        return [f"FROM {self.stack.run}", *steps, f"USER {BUILDER}",
+                f"CMD {json.dumps(command)}"]
 
 
 def copy_dependencies(stack: Stack, source: Path, path: str, *manifests: str) -> str:
@@ -84,7 +98,7 @@ class StaticSite:
         return ("FROM scratch\n"
                 "COPY --chmod=0755 .cove-static-server /cove/static-server\n"
                 f"COPY {root} /app/public/\n"
-                "USER 10001:10001\n"
+                f"USER {BUILDER}\n"
                 'CMD ["/cove/static-server", "/app/public"]\n')
 
     def _server(self) -> Path:
@@ -103,7 +117,7 @@ class StaticSite:
         return binary
 
 
-class Python:
+class Python(OnStack):
     """requirements.txt or pyproject.toml: a virtualenv built on the build image.
 
     Dependencies are installed in their own layer before the code is copied, so a push
@@ -112,9 +126,6 @@ class Python:
     """
 
     name = "python"
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
 
     def detect(self, source: Path) -> bool:
         return (source / "requirements.txt").is_file() or (source / "pyproject.toml").is_file()
@@ -131,13 +142,13 @@ class Python:
         else:  # the virtualenv holds the app itself: copied by content
             lines += [f"COPY --chown={BUILDER} . /app", f"RUN {pip} /app"]
             venv = "COPY --from=build /app/.venv /app/.venv"
-        lines += [f"FROM {self.stack.run}", "WORKDIR /app", venv, "COPY . /app",
-                  "ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1",
-                  "USER 10001:10001", 'CMD ["python3", "app.py"]']
+        lines += self.run_stage("WORKDIR /app", venv, "COPY . /app",
+                                "ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1",
+                                command=["python3", "app.py"])
         return "\n".join(lines) + "\n"
 
 
-class Node:
+class Node(OnStack):
     """package.json: `npm ci` against the lockfile (or `npm install` without one).
 
     Production dependencies get their own layer keyed by package.json and the lockfile; a
@@ -146,9 +157,6 @@ class Node:
     """
 
     name = "nodejs"
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
 
     def detect(self, source: Path) -> bool:
         return (source / "package.json").is_file()
@@ -159,7 +167,7 @@ class Node:
             if not isinstance(manifest, dict) or not isinstance(
                     manifest.get("scripts") or {}, dict):
                 raise ValueError("it must be an object, with scripts an object")
-            scripts = manifest.get("scripts") or {}
+            scripts: dict[str, object] = manifest.get("scripts") or {}
         except (ValueError, UnicodeDecodeError) as exc:
             raise Invalid(f"package.json is not valid JSON: {exc}") from None
         locked = (source / "package-lock.json").is_file()
@@ -175,15 +183,14 @@ class Node:
             lines += [f"RUN {install} --omit=dev {cache}"]
             app = [copy_dependencies(self.stack, source, "/app/node_modules",
                                      *manifests.split()), "COPY . /app"]
-        lines += [f"FROM {self.stack.run}", "WORKDIR /app", *app,
-                  "ENV NODE_ENV=production PATH=/app/node_modules/.bin:$PATH",
-                  "USER 10001:10001", f"CMD {json.dumps(self._command(source, manifest))}"]
+        lines += self.run_stage("WORKDIR /app", *app,
+                                "ENV NODE_ENV=production PATH=/app/node_modules/.bin:$PATH",
+                                command=self._command(source, manifest, scripts))
         return "\n".join(lines) + "\n"
 
     @staticmethod
-    def _command(source: Path, manifest: dict[str, object]) -> list[str]:
-        scripts = manifest.get("scripts") or {}
-        assert isinstance(scripts, dict)
+    def _command(source: Path, manifest: dict[str, object],
+                 scripts: dict[str, object]) -> list[str]:
         if isinstance(scripts.get("start"), str):
             return ["/bin/sh", "-c", f"exec {scripts['start']}"]
         main = manifest.get("main")
@@ -197,14 +204,11 @@ class Node:
                       "server.js")
 
 
-class Go:
+class Go(OnStack):
     """go.mod: modules are downloaded in a layer keyed by go.mod and go.sum, then every
     main package is built statically; the app's image holds only the binaries."""
 
     name = "go"
-
-    def __init__(self, stack: Stack) -> None:
-        self.stack = stack
 
     def detect(self, source: Path) -> bool:
         return (source / "go.mod").is_file()
@@ -231,9 +235,9 @@ class Go:
                  f"COPY --chown={BUILDER} {sums} /src/", "RUN go mod download",
                  f"COPY --chown={BUILDER} . /src",
                  'RUN go build -ldflags="-s -w" -o /app/bin/ ./...',
-                 f"FROM {self.stack.run}", "COPY --from=build /app/bin/ /app/bin/",
-                 "ENV PATH=/app/bin:$PATH", "WORKDIR /app",
-                 "USER 10001:10001", f'CMD ["/app/bin/{web}"]']
+                 *self.run_stage("COPY --from=build /app/bin/ /app/bin/",
+                                 "ENV PATH=/app/bin:$PATH", "WORKDIR /app",
+                                 command=[f"/app/bin/{web}"])]
         return "\n".join(lines) + "\n"
 
 

@@ -31,17 +31,26 @@ class BasePolicy:
     resolve: Callable[[str], str] | None  # registry image -> repository@sha256:...
 
 
-def guard_dockerfile(text: str, scope: str, policy: BasePolicy) -> str:
+@dataclass(frozen=True)
+class Guarded:
+    text: str  # the Dockerfile to build
+    local_bases: frozenset[str]  # the local images (stacks) it starts from
+
+
+def guard_dockerfile(text: str, scope: str, policy: BasePolicy) -> Guarded:
     """Return the Dockerfile to build: bases pinned, stages checked, cache scoped."""
     escape, head, body = _split_directives(text)
     out = list(head)
     stages: set[str] = set()
+    local: set[str] = set()
     for instruction in _instructions(body, escape):
         word, _, rest = instruction.strip().partition(" ")
         keyword = word.upper()
         if keyword == "FROM":
-            out.append(_from(rest, stages, policy))
-            out.append(f'LABEL {SCOPE_LABEL}="{scope}"')
+            line, base = _from(rest, stages, policy)
+            if base in policy.local:
+                local.add(base)
+            out += [line, f'LABEL {SCOPE_LABEL}="{scope}"']
             continue
         if keyword in ("COPY", "ADD"):
             for flag in _flags(rest):
@@ -52,7 +61,7 @@ def guard_dockerfile(text: str, scope: str, policy: BasePolicy) -> str:
                 if flag.startswith("--mount="):
                     _check_mount(flag.removeprefix("--mount="), stages)
         out.append(instruction)
-    return "\n".join(out) + "\n"
+    return Guarded("\n".join(out) + "\n", frozenset(local))
 
 
 def _split_directives(text: str) -> tuple[str, list[str], list[str]]:
@@ -72,8 +81,7 @@ def _instructions(lines: Iterable[str], escape: str) -> list[str]:
     current = ""
     for raw in lines:
         stripped = raw.strip()
-        if not stripped or (stripped.startswith("#") and not current) or (
-                current and stripped.startswith("#")):
+        if not stripped or stripped.startswith("#"):
             continue
         if raw.rstrip().endswith(escape):
             current += raw.rstrip()[:-1]
@@ -98,7 +106,8 @@ def _flags(rest: str) -> list[str]:
     return flags
 
 
-def _from(rest: str, stages: set[str], policy: BasePolicy) -> str:
+def _from(rest: str, stages: set[str], policy: BasePolicy) -> tuple[str, str]:
+    """The FROM line to build with, and the base it names (pinned)."""
     words = rest.split()
     flags = [w for w in words if w.startswith("--")]
     args = [w for w in words if not w.startswith("--")]
@@ -124,7 +133,7 @@ def _from(rest: str, stages: set[str], policy: BasePolicy) -> str:
         pinned = image
     if stage:
         stages.add(stage)
-    return " ".join(["FROM", *flags, pinned, *(["AS", stage] if stage else [])])
+    return " ".join(["FROM", *flags, pinned, *(["AS", stage] if stage else [])]), pinned
 
 
 def _stage_only(ref: str, stages: set[str], what: str) -> None:
