@@ -5,7 +5,7 @@ import dataclasses
 import tempfile
 import time
 from collections.abc import Iterator
-from typing import Annotated, Any, BinaryIO, cast
+from typing import Annotated, Any, BinaryIO, TypeVar, cast
 
 from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.responses import StreamingResponse
@@ -39,6 +39,7 @@ from cove.services.logs import app_logs
 from cove.services.reconciler import Reconciler
 
 MAX_LOG_TAIL = 10_000
+T = TypeVar("T")
 MAX_UPLOAD = 256 * 2**20
 
 
@@ -60,7 +61,13 @@ async def spooled(request: Request, limit: int = MAX_UPLOAD) -> Any:
     return body
 
 
-def closing(resource: Any, chunks: Iterator[bytes]) -> Iterator[bytes]:
+def text_stream(lines: Iterator[str]) -> StreamingResponse:
+    """Lines of output (a build's, a stack build's) as they come."""
+    return StreamingResponse((line.encode() + b"\n" for line in lines),
+                             media_type="text/plain; charset=utf-8")
+
+
+def closing(resource: Any, chunks: Iterator[T]) -> Iterator[T]:
     """Stream `chunks`, then close `resource` (also when the client goes away)."""
     try:
         yield from chunks
@@ -273,8 +280,7 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
         upload = await spooled(request)
         lines = await run_in_threadpool(builds.push_source, ctx, user, space, app,
                                         cast(BinaryIO, upload))
-        body = closing(upload, (line.encode() + b"\n" for line in lines))
-        return StreamingResponse(body, media_type="text/plain; charset=utf-8")
+        return text_stream(closing(upload, lines))
 
     @api.get("/v1/stacks")
     def list_stacks(user: Me) -> list[dict[str, Any]]:
@@ -285,8 +291,7 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
     def build_stacks(user: Me) -> StreamingResponse:
         """(Re)make the stack images (platform admins); the response streams the output."""
         lines = stacks.build_stacks(ctx, user)
-        return StreamingResponse((line.encode() + b"\n" for line in lines),
-                                 media_type="text/plain; charset=utf-8")
+        return text_stream(lines)
 
     @api.get("/v1/spaces/{space}/apps/{app}/builds")
     def list_builds(space: str, app: str, user: Me) -> list[dict[str, Any]]:

@@ -49,9 +49,7 @@ def push_source(ctx: Context, user: User, space_name: str, app_name: str,
     Access and placement are checked before this returns (so they fail as plain errors);
     the last line of the output says how it ended ("==> ... succeeded" / "failed: why").
     """
-    builder = ctx.builder
-    if builder is None:
-        raise Unsupported("this Cove has no builder configured")
+    builder = ctx.require_builder()
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
         pool = pool_of(ctx, space)

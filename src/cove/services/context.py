@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from cove.domain.errors import Unsupported
 from cove.domain.template import SpaceTemplate
 from cove.ports.auth import PasswordHasher
 from cove.ports.builder import Builder
@@ -77,6 +78,11 @@ class Context:
     # Computing and applying routes happen under one lock, so a stale computation can
     # never be applied after a fresher one.
     routes_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def require_builder(self) -> Builder:
+        if self.builder is None:
+            raise Unsupported("this Cove has no builder configured")
+        return self.builder
 
     def app_hostname(self, app: str, space: str) -> str:
         return f"{app}-{space}.{self.settings.base_domain}"

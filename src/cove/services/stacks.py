@@ -7,9 +7,9 @@ import logging
 import threading
 from collections.abc import Iterator
 
-from cove.domain.errors import Conflict, Forbidden, Unsupported
+from cove.domain.errors import Conflict, Forbidden
 from cove.domain.models import User
-from cove.ports.builder import Builder, StackImage
+from cove.ports.builder import StackImage
 from cove.services.context import Context
 from cove.services.streams import Emit, in_background
 
@@ -17,20 +17,14 @@ log = logging.getLogger(__name__)
 _BUILDING = threading.Lock()
 
 
-def _builder(ctx: Context) -> Builder:
-    if ctx.builder is None:
-        raise Unsupported("this Cove has no builder configured")
-    return ctx.builder
-
-
 def list_stacks(ctx: Context, user: User) -> list[StackImage]:
-    return _builder(ctx).stacks()
+    return ctx.require_builder().stacks()
 
 
 def build_stacks(ctx: Context, user: User) -> Iterator[str]:
     """Start making the stack images; the output streams back, the last line says how
     it ended. Builds already running keep the images they started with."""
-    builder = _builder(ctx)
+    builder = ctx.require_builder()
     if not user.is_admin:
         raise Forbidden("only a platform admin builds stacks")
     if not _BUILDING.acquire(blocking=False):
