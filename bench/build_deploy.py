@@ -19,21 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+from tests.support.apps import APPS, GIT_ENV, git
 from tests.support.cove import CliUser, CoveServer, make_server
 
 from bench.common import emit
 from cove.adapters.builder.stacks import build_stack, stack_exists
 from cove.adapters.runtime.local.engine import Engine
 
-APPS = Path(__file__).resolve().parents[1] / "tests" / "apps"
 CODE = {"python": "app.py", "node": "server.js", "go": "main.go"}
-GIT_ENV = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@x", "GIT_COMMITTER_NAME": "b",
-           "GIT_COMMITTER_EMAIL": "b@x", "GIT_TERMINAL_PROMPT": "0"}
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                   env=dict(os.environ, **GIT_ENV))
 
 
 def checkout(root: Path, name: str, language: str = "python") -> Path:

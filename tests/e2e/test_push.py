@@ -14,18 +14,14 @@ import pytest
 from cove.adapters.builder.stacks import Stack
 from cove.adapters.runtime.local.engine import Engine
 from tests.conftest import PRIVATE_CREDS
-from tests.support.apps import dockerfile_app, git
+from tests.support.apps import APPS, dockerfile_app, git
 from tests.support.cove import CoveServer, hammering, make_server
 from tests.support.services import Registry, wait_until
-
-APPS = Path(__file__).resolve().parents[1] / "apps"
 
 
 def test_push_builds_releases_and_keeps_serving_through_failures(cove: CoveServer,
                                                                  tmp_path: Path) -> None:
-    pat = cove.user("pat")
-    pat.signup()
-    pat.run("apps", "create", "site")
+    pat = cove.tenant("pat", "site")
     source = dockerfile_app(tmp_path / "site", "built here")
     first = pat.run("push", "site", str(source))
     assert "==> build 1 succeeded: released v1" in first.stdout
@@ -62,9 +58,7 @@ def test_push_builds_releases_and_keeps_serving_through_failures(cove: CoveServe
 
 
 def test_a_hostile_upload_is_refused_and_writes_nothing_outside(cove: CoveServer) -> None:
-    quinn = cove.user("quinn")
-    quinn.signup()
-    quinn.run("apps", "create", "evil")
+    quinn = cove.tenant("quinn", "evil")
     target = f"/tmp/cove-escape-{uuid.uuid4().hex}"
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -82,9 +76,7 @@ def test_a_hostile_upload_is_refused_and_writes_nothing_outside(cove: CoveServer
 
 
 def test_git_push_builds_and_deploys(cove: CoveServer, tmp_path: Path) -> None:
-    rae = cove.user("rae")
-    rae.signup()
-    rae.run("apps", "create", "shop")
+    rae = cove.tenant("rae", "shop")
     work = dockerfile_app(tmp_path / "shop", "pushed with git")
     git(work, "init", "-q", "-b", "main")
     git(work, "add", ".")
@@ -122,9 +114,7 @@ def test_git_push_builds_and_deploys(cove: CoveServer, tmp_path: Path) -> None:
 
 
 def test_a_static_site_needs_no_dockerfile(cove: CoveServer, tmp_path: Path) -> None:
-    tess = cove.user("tess")
-    tess.signup()
-    tess.run("apps", "create", "docs")
+    tess = cove.tenant("tess", "docs")
     site = tmp_path / "docs"
     shutil.copytree(APPS / "static", site)
     out = tess.run("push", "docs", str(site)).stdout
@@ -141,9 +131,7 @@ def test_a_static_site_needs_no_dockerfile(cove: CoveServer, tmp_path: Path) -> 
 
 def test_procfile_processes_and_the_release_command(cove: CoveServer, tmp_path: Path,
                                                     stack: Stack) -> None:
-    uma = cove.user("uma")
-    uma.signup()
-    uma.run("apps", "create", "jobs")
+    uma = cove.tenant("uma", "jobs")
     source = tmp_path / "jobs"
     shutil.copytree(APPS / "worker", source)
     out = uma.run("push", "jobs", str(source)).stdout
@@ -176,9 +164,7 @@ LANGUAGES = {
 def test_a_language_app_builds_on_the_stack_and_code_pushes_reuse_its_dependencies(
         cove: CoveServer, tmp_path: Path, stack: Stack, language: str) -> None:
     detected, code, answer = LANGUAGES[language]
-    user = cove.user(f"lang-{language}")
-    user.signup()
-    user.run("apps", "create", language)
+    user = cove.tenant(f"lang-{language}", language)
     host = f"{language}-lang-{language}.localhost"
     source = tmp_path / language
     shutil.copytree(APPS / language, source)

@@ -9,6 +9,10 @@ from pathlib import Path
 
 from tests.support.services import hello_binary_path
 
+APPS = Path(__file__).resolve().parents[1] / "apps"  # an example app for every builder
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@x"}
+
 
 def dockerfile_app(root: Path, greeting: str) -> Path:
     root.mkdir(parents=True, exist_ok=True)
@@ -22,8 +26,7 @@ def dockerfile_app(root: Path, greeting: str) -> Path:
 
 
 def git(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, GIT_TERMINAL_PROMPT="0", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@x",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@x")
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                          env=dict(os.environ, **GIT_ENV))
     assert (proc.returncode == 0) == ok, proc.stderr
     return proc

@@ -64,6 +64,14 @@ class CoveServer:
         admin.run("login", name, "--password-stdin", input=password + "\n")
         return admin
 
+    def tenant(self, name: str, *apps: str) -> CliUser:
+        """A user who has just signed up and created `apps` in their own space."""
+        user = self.user(name)
+        user.signup()
+        for app in apps:
+            user.run("apps", "create", app)
+        return user
+
     def user(self, name: str) -> CliUser:
         if name not in self.users:
             config = self.home / "cli" / name
