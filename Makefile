@@ -1,5 +1,7 @@
 # The two commands a newcomer needs: `make run` and `make test`.
 PYTHON ?= python3
+# On a Debian Python, scripts/install-deps puts Cove's packages in .venv (found first).
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST_ARGS ?=
 
 .PHONY: run test deps stop lint unit bench k8s-build k8s-up k8s-down

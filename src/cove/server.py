@@ -14,12 +14,27 @@ from cove.adapters.builder.stacks import Stack, build_stack
 from cove.adapters.runtime.local.engine import Engine
 from cove.api.app import create_api
 from cove.bootstrap import build
+from cove.domain.checks import FAIL, WARN
 from cove.domain.errors import CoveError
+from cove.preflight.host import GROUPS, doctor
+from cove.preflight.requirements import SCOPES, SERVER_SCOPES
 from cove.services import accounts
 from cove.settings import ServerSettings
 
 
+def preflight(settings: ServerSettings) -> None:
+    """Refuse to start on a host that cannot run Cove, and say what to fix."""
+    checks = doctor(settings, groups=("install", "host"), starting=True)
+    blocking = [c for c in checks if c.status == FAIL]
+    for check in blocking:
+        print(f"cove-server: {check.line()}", file=sys.stderr)
+    if blocking:
+        sys.exit("cove-server: this machine is not ready (`cove-server doctor` shows every "
+                 "check); not starting")
+
+
 def serve(settings: ServerSettings) -> None:
+    preflight(settings)
     platform = build(settings)
     # Adopt what is already running before taking requests, so a restart changes nothing.
     platform.reconciler.tick()
@@ -56,6 +71,17 @@ def teardown(settings: ServerSettings) -> None:
     print(f"stopped the router and {count} instances")
 
 
+def run_doctor(settings: ServerSettings, only: list[str] | None, scope: str) -> int:
+    scopes = tuple(SCOPES) if scope == "all" else SERVER_SCOPES
+    checks = doctor(settings, groups=tuple(only or GROUPS), scopes=scopes)
+    for check in checks:
+        print(check.line(), flush=True)
+    failed = sum(c.status == FAIL for c in checks)
+    warned = sum(c.status == WARN for c in checks)
+    print(f"{len(checks)} checks: {failed} failed, {warned} warnings")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="cove-server", description=__doc__)
     sub = parser.add_subparsers(dest="command")
@@ -66,6 +92,12 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("teardown", help="stop the router and all instances")
     stacks = sub.add_parser("stacks", help="the base images buildpacks build and run on")
     stacks.add_argument("action", choices=["build"])
+    check = sub.add_parser("doctor", help="check that this machine is ready to run Cove "
+                           "(exit code 1 when something blocks it)")
+    check.add_argument("--only", action="append", choices=GROUPS,
+                       help="only this group of checks (repeatable)")
+    check.add_argument("--scope", choices=["server", "all"], default="server",
+                       help="all: also what `make run` and the tests need")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -74,6 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         create_admin(settings, args.name)
     elif args.command == "teardown":
         teardown(settings)
+    elif args.command == "doctor":
+        sys.exit(run_doctor(settings, args.only, args.scope))
     elif args.command == "stacks":
         build_stack(Engine(settings.home / "engine"),
                     stack=Stack(settings.build_image, settings.run_image),

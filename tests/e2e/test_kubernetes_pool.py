@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,47 @@ def test_drift_in_the_cluster_is_repaired(kcove: CoveServer, control_plane: Cont
     client.patch(Deployment, "steady-web", {"spec": {"replicas": 0}}, namespace=NS)
     wait_until(lambda: deployment(control_plane, "steady-web").spec.replicas == 1, 30,
                "the reconciler to restore the formation")
+
+
+def test_doctor_reads_the_cluster(kcove: CoveServer, control_plane: ControlPlane,
+                                  registry: Registry, team: str) -> None:
+    """`cove doctor` on a pool app judges the Deployment and the namespace as the cluster
+    holds them; `cove-server doctor` checks Cove's own access to the pool."""
+    admin = kcove.user("operator")
+    s = ("--space", "team-k8s")
+    admin.run("apps", "create", "checked", *s)
+    admin.run("deploy", "checked", f"{registry.host}/examples/hello:1", *s)
+    admin.run("scale", "checked", "web=2", *s)
+    proc = admin.run("doctor", "checked", "--json", *s)
+    checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
+    for name in ("admission", "quota enforced by the cluster", "default limits",
+                 "network isolation", "non-root", "read-only root filesystem", "no privileges",
+                 "requests and limits", "image pinned by digest",
+                 "image running is the release's", "more than one web instance"):
+        assert checks[name]["status"] == "pass", checks[name]
+    assert "then probed while running" in checks["health check"]["detail"]
+    assert "'k8s' pool" in checks["pool"]["detail"]
+
+    # Drift behind Cove's back shows: the namespace loses its Pod Security label. (The
+    # reconciler does not restore labels yet; once it does, this must pause it first.)
+    client = control_plane.admin()
+    client.patch(Namespace, NS, {"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "privileged"}}})
+    try:
+        failing = admin.run("doctor", *s, "--json", ok=False)
+        space = {c["name"]: c for c in json.loads(failing.stdout)["checks"]}
+        assert space["admission"]["status"] == "fail"
+        assert "privileged" in space["admission"]["detail"]
+    finally:
+        client.patch(Namespace, NS, {"metadata": {"labels": {
+            "pod-security.kubernetes.io/enforce": "restricted"}}})
+
+    host = subprocess.run([sys.executable, "-m", "cove.server", "doctor", "--only", "platform"],
+                          env=kcove.env, capture_output=True, text=True, timeout=120)
+    lines = [line for line in host.stdout.splitlines() if "pool k8s" in line]
+    assert any(line.startswith("pass") and "pool k8s permissions" in line for line in lines), \
+        host.stdout
+    assert any(line.startswith("pass") and "pool k8s member roles" in line for line in lines)
 
 
 def test_a_space_at_its_quota_can_still_roll_out(kcove: CoveServer, control_plane: ControlPlane,

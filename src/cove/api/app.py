@@ -19,6 +19,7 @@ from cove.api.schemas import (
     AutoscaleIn,
     ConfigPatch,
     DeployIn,
+    DoctorOut,
     DomainIn,
     LoginIn,
     MemberIn,
@@ -33,7 +34,7 @@ from cove.domain.errors import Invalid, Unauthorized
 from cove.domain.models import Autoscale, User
 from cove.domain.roles import Role
 from cove.ports.registry import Credentials
-from cove.services import accounts, apps, builds, releases, sources, spaces, stacks
+from cove.services import accounts, apps, builds, doctor, releases, sources, spaces, stacks
 from cove.services.context import Context
 from cove.services.logs import app_logs
 from cove.services.reconciler import Reconciler
@@ -323,6 +324,16 @@ def create_api(ctx: Context, reconciler: Reconciler) -> FastAPI:
             request.url.query, request.headers.get("content-type", ""), cast(BinaryIO, body))
         return StreamingResponse(closing(body, answer.body), answer.status,
                                  headers=answer.headers)
+
+    @api.get("/v1/spaces/{space}/doctor")
+    def space_doctor(space: str, user: Me) -> DoctorOut:
+        """The production-readiness checklist of the platform this space runs on."""
+        return DoctorOut.of(space, None, doctor.space_report(ctx, user, space))
+
+    @api.get("/v1/spaces/{space}/apps/{app}/doctor")
+    def app_doctor(space: str, app: str, user: Me) -> DoctorOut:
+        """The platform's checklist and the app's, read from what really runs."""
+        return DoctorOut.of(space, app, doctor.app_report(ctx, user, space, app))
 
     @api.get("/v1/spaces/{space}/apps/{app}/domains")
     def list_domains(space: str, app: str, user: Me) -> list[str]:

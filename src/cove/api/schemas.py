@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from cove.domain.checks import Check, worst
 from cove.domain.models import AuditEvent, Release
 
 
@@ -88,3 +90,24 @@ def release_dict(r: Release, current: int | None = None) -> dict[str, Any]:
 def audit_dict(a: AuditEvent) -> dict[str, Any]:
     return {"actor": a.actor, "action": a.action, "target": a.target, "detail": a.detail,
             "created_at": a.created_at.isoformat()}
+
+
+class CheckOut(BaseModel):
+    group: str
+    name: str
+    status: str = Field(description="pass, warn or fail")
+    detail: str = Field(description="what was seen")
+    why: str = Field(description="why it matters")
+    fix: str = Field(description="what to do when it does not pass")
+
+
+class DoctorOut(BaseModel):
+    space: str
+    app: str | None = None
+    status: str = Field(description="the worst status of the checks")
+    checks: list[CheckOut]
+
+    @classmethod
+    def of(cls, space: str, app: str | None, checks: list[Check]) -> DoctorOut:
+        return cls(space=space, app=app, status=worst(checks),
+                   checks=[CheckOut(**dataclasses.asdict(c)) for c in checks])

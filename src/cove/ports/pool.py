@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from cove.domain.checks import Check
 from cove.domain.models import Autoscale
 from cove.domain.roles import Role
 from cove.domain.sizes import Size
 from cove.domain.template import SpaceTemplate
 from cove.ports.registry import Destination
-from cove.ports.runtime import Instance, LogLine
+from cove.ports.runtime import Instance, LogLine, Posture
 
 
 @dataclass(frozen=True)
@@ -88,3 +89,19 @@ class Pool(Protocol):
              stop: float | None = None) -> Iterator[LogLine]:
         """The instances' output, oldest first; with follow, new lines until `stop`."""
         ...
+
+
+@runtime_checkable
+class SelfChecking(Protocol):
+    """Optional capability: a pool that can tell whether it is ready for Cove (doctor)."""
+
+    def preflight(self) -> list[Check]: ...
+
+
+@runtime_checkable
+class InspectablePool(Protocol):
+    """Optional capability: a pool reports what an app's instances really run with and how
+    a space is kept apart (doctor)."""
+
+    def posture(self, space: str, app: str) -> list[Posture]: ...
+    def space_checks(self, space: str) -> list[Check]: ...

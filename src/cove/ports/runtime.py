@@ -7,7 +7,9 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
+
+from cove.domain.checks import Check
 
 
 @dataclass(frozen=True)
@@ -88,3 +90,30 @@ class Logs(Protocol):
     def follow(self, app_id: int, tail: int, stop: float | None = None) -> Iterator[LogLine]: ...
     def record(self, app_id: int, text: str) -> None: ...
     def forget(self, app_id: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Posture:
+    """How one instance (or one process type's template) really runs, read back from the
+    backend rather than from what Cove asked for: the facts `cove doctor` judges."""
+
+    process: str
+    uid: int | None  # None: the backend does not say (e.g. only runAsNonRoot)
+    non_root: bool
+    read_only_root: bool
+    no_capabilities: bool
+    no_new_privileges: bool
+    seccomp: bool
+    memory_limit_mb: int | None
+    cpu_limit_millis: int | None
+    image: str
+    health_probe: bool  # the backend itself probes the instance's health
+
+
+@runtime_checkable
+class Inspectable(Protocol):
+    """Optional capability: the local runtime reports what its instances really run with
+    and how a space is kept apart."""
+
+    def posture(self, app_id: int) -> list[Posture]: ...
+    def space_checks(self, space: str) -> list[Check]: ...

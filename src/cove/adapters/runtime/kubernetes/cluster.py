@@ -28,6 +28,7 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
 
+from cove.adapters.runtime.kubernetes import inspect
 from cove.adapters.runtime.kubernetes.render import (
     AppSpec,
     Gateway,
@@ -39,6 +40,7 @@ from cove.adapters.runtime.kubernetes.render import (
     space_manifests,
 )
 from cove.adapters.runtime.logs import parse_time
+from cove.domain.checks import Check
 from cove.domain.errors import (
     Conflict,
     CoveError,
@@ -50,7 +52,7 @@ from cove.domain.errors import (
 )
 from cove.ports.pool import AUTOSCALE, AppState, SpaceState
 from cove.ports.registry import Destination
-from cove.ports.runtime import Instance, LogLine
+from cove.ports.runtime import Instance, LogLine, Posture
 
 FIELD_MANAGER = "cove"
 HTTPRoute = create_namespaced_resource("gateway.networking.k8s.io", "v1", "HTTPRoute",
@@ -321,6 +323,21 @@ class KubernetesCluster:
                 yield lines.get(timeout=0.2)
             except queue.Empty:
                 continue
+
+    # -- what doctor reads back -------------------------------------------------------------
+
+    def posture(self, space: str, app: str) -> list[Posture]:
+        with domain_errors(f"reading {app!r}"):
+            self.counters.requests += 1
+            return inspect.posture(self.client, space, app)
+
+    def space_checks(self, space: str) -> list[Check]:
+        with domain_errors(f"reading space {space!r}"):
+            self.counters.requests += 4
+            return inspect.space_checks(self.client, space)
+
+    def preflight(self) -> list[Check]:
+        return inspect.preflight(self.client, self.name, self.ingress_class)
 
     def instances(self, space: str, app: str) -> list[Instance]:
         """Pods as Cove instances: web.1, web.2, ... in a stable order."""

@@ -37,6 +37,10 @@ class HostFirewall:
         if not self._ipt("-C", *jump):
             self._ipt("-I", *jump)
 
+    def guards(self, interface: str) -> bool:
+        """Whether the bridge's traffic to the host goes through the guard."""
+        return bool(interface) and self._ipt("-C", "INPUT", "-i", interface, "-j", self.chain)
+
     def release(self, interface: str) -> None:
         while self._ipt("-D", "INPUT", "-i", interface, "-j", self.chain):
             pass

@@ -22,8 +22,9 @@ from cove.adapters.runtime.local.spec import (
     run_args,
 )
 from cove.adapters.runtime.logs import FileLogs, parse_time
+from cove.domain.checks import FAIL, PASS, WARN, Check
 from cove.domain.errors import DeployFailed
-from cove.ports.runtime import Instance, InstanceSpec
+from cove.ports.runtime import Instance, InstanceSpec, Posture
 
 # No higher than the engine's own hard limit: without CAP_SYS_RESOURCE it cannot raise it.
 NPROC = min(32768, resource.getrlimit(resource.RLIMIT_NPROC)[1])
@@ -146,10 +147,72 @@ class PodmanRuntime:
         return self._inspect(ids) if ids else []
 
     def _inspect(self, ids: list[str]) -> list[Instance]:
+        return [_instance(c) for c in self._inspect_raw(ids)]
+
+    def _inspect_raw(self, ids: list[str]) -> list[dict[str, Any]]:
         proc = self.engine.run("container", "inspect", "--format", "json", *ids, check=False)
         if proc.returncode != 0 and not proc.stdout.strip():
             return []  # removed between ps and inspect
-        return [_instance(c) for c in json.loads(proc.stdout or "[]")]
+        found: list[dict[str, Any]] = json.loads(proc.stdout or "[]")
+        return found
+
+    # -- what doctor reads back -------------------------------------------------------------
+
+    def posture(self, app_id: int) -> list[Posture]:
+        """The running instances as the kernel sees them: the engine's record for limits and
+        the root filesystem, and the process's own status for uid, capabilities,
+        no_new_privs and seccomp."""
+        ids = self.engine.run("ps", "--quiet", "--no-trunc", "--filter",
+                              f"label={LABEL}={self.install}", "--filter",
+                              f"label=cove.app_id={app_id}").stdout.split()
+        return [_posture(data) for data in self._inspect_raw(ids)] if ids else []
+
+    def space_checks(self, space: str) -> list[Check]:
+        name = network_name(self.install, space)
+        why = "other spaces and the host's services must not reach this space's instances"
+        if self.engine.run("network", "exists", name, check=False).returncode != 0:
+            return [Check("space", "network isolation", WARN, "the space has no network yet "
+                          "(made with its first instance)", why, "deploy an app")]
+        info = self.engine.json("network", "inspect", name)[0]
+        isolated = (info.get("options") or {}).get("isolate") == "true"
+        guarded = self.firewall.guards(info.get("network_interface", ""))
+        if isolated and guarded:
+            return [Check("space", "network isolation", PASS, f"own bridge {name}, isolated "
+                          "from other spaces, host services firewalled", why)]
+        missing = [what for what, ok in (("isolation from other spaces", isolated),
+                                         ("the host firewall guard", guarded)) if not ok]
+        return [Check("space", "network isolation", FAIL, f"{name} lacks "
+                      f"{' and '.join(missing)}", why,
+                      "restart the space's instances (`cove deploy` or `cove config set`): "
+                      "starting an instance restores both")]
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return {}
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def _posture(data: dict[str, Any]) -> Posture:
+    host, labels = data.get("HostConfig") or {}, data["Config"].get("Labels") or {}
+    status = _proc_status(int(data["State"].get("Pid") or 0))
+    uid = int(status["Uid"].split()[1]) if status.get("Uid") else None
+    nano = host.get("NanoCpus") or 0
+    quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 0
+    cpu = nano // 1_000_000 if nano else (quota * 1000 // period if quota and period else None)
+    return Posture(
+        process=labels.get("cove.process", ""),
+        uid=uid, non_root=uid is not None and uid != 0,
+        read_only_root=bool(host.get("ReadonlyRootfs")),
+        no_capabilities=int(status.get("CapEff", "1"), 16) == 0,
+        no_new_privileges=status.get("NoNewPrivs", "0").strip() == "1",
+        seccomp=status.get("Seccomp", "0").strip() == "2",  # 2: a filter is applied
+        memory_limit_mb=(host.get("Memory") or 0) // 2**20 or None,
+        cpu_limit_millis=cpu or None,
+        image=data.get("ImageName") or data.get("Image", ""),
+        health_probe=False)
 
 
 def _instance(data: dict[str, Any]) -> Instance:

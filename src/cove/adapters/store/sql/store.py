@@ -46,6 +46,22 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def schema_state(url: str) -> tuple[str | None, str]:
+    """The database's schema revision and the newest one Cove knows (without migrating)."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head() or ""
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision(), head
+    finally:
+        engine.dispose()
+
+
 class SqlUnitOfWork:
     users: r.SqlUsers
     tokens: r.SqlTokens
