@@ -24,7 +24,9 @@ unit: deps
 	$(PYTHON) -m pytest tests/unit -q
 
 # pytest exits 5 when it ran no test: that fails the run like any other non-zero code.
-test: deps
+# The Kubernetes test binaries are built (or found in the cache) first: a first build takes
+# longer than any one test may.
+test: deps k8s-build
 	$(PYTHON) -m pytest -q -ra $(PYTEST_ARGS)
 
 bench: deps
