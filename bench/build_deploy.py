@@ -24,7 +24,7 @@ from tests.support.cove import CliUser, CoveServer, make_server
 
 from bench.common import emit
 from cove.adapters.builder.stacks import build_stack, stack_exists
-from cove.adapters.runtime.local.engine import Engine
+from cove.adapters.engine import Engine
 
 CODE = {"python": "app.py", "node": "server.js", "go": "main.go"}
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from tests.support.services import build_hello_image, hello_binary_path
 
-from cove.adapters.runtime.local.engine import Engine
+from cove.adapters.engine import Engine
 from cove.adapters.runtime.local.podman import PodmanRuntime
 from cove.adapters.runtime.logs import FileLogs
 from cove.ports.runtime import InstanceSpec

@@ -106,7 +106,7 @@ def busybox_image() -> str:
 def stack(workdir: Path) -> Stack:
     """The Debian build and run images the buildpacks use (~2 minutes the first time)."""
     from cove.adapters.builder.stacks import build_stack, stack_exists
-    from cove.adapters.runtime.local.engine import Engine
+    from cove.adapters.engine import Engine
 
     engine = Engine(workdir / "stack-engine")
     if not stack_exists(engine):

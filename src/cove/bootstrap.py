@@ -13,6 +13,7 @@ from lightkube import Client, KubeConfig
 from cove.adapters.builder.buildah import BuildahBuilder
 from cove.adapters.builder.buildpacks import default_buildpacks
 from cove.adapters.builder.stacks import Stack
+from cove.adapters.engine import Engine
 from cove.adapters.git.repos import GitRepos
 from cove.adapters.health import HttpHealthCheck
 from cove.adapters.passwords import Argon2Hasher
@@ -21,8 +22,8 @@ from cove.adapters.router.nginx.process import NginxRouter
 from cove.adapters.router.nginx.render import RouterConfig
 from cove.adapters.runtime.kubernetes.cluster import KubernetesCluster
 from cove.adapters.runtime.kubernetes.render import Gateway
-from cove.adapters.runtime.local.engine import Engine
 from cove.adapters.runtime.local.podman import PodmanRuntime
+from cove.adapters.runtime.local.pool import LocalPool
 from cove.adapters.runtime.logs import FileLogs
 from cove.adapters.store.sql.store import SqlStore
 from cove.domain.errors import Invalid
@@ -30,6 +31,7 @@ from cove.domain.template import SpaceTemplate, parse_template
 from cove.ports.pool import Pool
 from cove.ports.registry import Destination
 from cove.services.context import Context, Settings
+from cove.services.pools import LOCAL
 from cove.services.reconciler import Reconciler
 from cove.settings import ServerSettings
 
@@ -47,14 +49,14 @@ def install_id(home: Path) -> str:
     return path.read_text().strip()
 
 
-def load_pools(settings: ServerSettings) -> dict[str, Pool]:
+def load_pools(settings: ServerSettings, interval: float = 30.0) -> dict[str, Pool]:
     """Declarative pools from the operator's pools file (COVE_POOLS), by name."""
     if settings.pools_file is None:
         return {}
     data = yaml.safe_load(settings.pools_file.read_text()) or {}
     pools: dict[str, Pool] = {}
     for name, conf in (data.get("pools") or {}).items():
-        if name == "local":
+        if name == LOCAL:
             raise Invalid("pools file: 'local' is the embedded pool and cannot be redefined")
         driver = conf.get("driver")
         if driver != "kubernetes":
@@ -70,7 +72,7 @@ def load_pools(settings: ServerSettings) -> dict[str, Pool]:
             client, name=name, router_namespace=router,
             ingress_class=conf.get("ingress_class", "nginx"),
             base_domain=conf.get("base_domain"), gateway=gateway,
-            registry=_destination(name, conf.get("registry")))
+            registry=_destination(name, conf.get("registry")), reconcile_interval=interval)
     return pools
 
 
@@ -93,6 +95,7 @@ class Platform:
     reconciler: Reconciler
     router: NginxRouter
     runtime: PodmanRuntime
+    local: LocalPool
     store: SqlStore
     settings: ServerSettings
 
@@ -113,10 +116,12 @@ def build(settings: ServerSettings) -> Platform:
                                        "localhost", "127.0.0.1")))))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # health probes are not news
     resolver = RegistryResolver(engine, settings.insecure_registries)
+    local = LocalPool(runtime, router, HttpHealthCheck(), logs,
+                      drain_seconds=settings.drain_seconds)
     ctx = Context(
-        store=store, runtime=runtime, logs=logs, resolver=resolver,
-        router=router, health=HttpHealthCheck(), hasher=Argon2Hasher(),
-        template=load_template(settings), pools=load_pools(settings),
+        store=store, logs=logs, resolver=resolver, hasher=Argon2Hasher(),
+        template=load_template(settings),
+        pools={LOCAL: local, **load_pools(settings, settings.pool_reconcile_interval)},
         builder=BuildahBuilder(engine, default_buildpacks(home / "stacks", stack),
                                stack=stack, mirror=settings.debian_mirror,
                                network=runtime.build_network, resolve=resolver.resolve),
@@ -126,4 +131,4 @@ def build(settings: ServerSettings) -> Platform:
                           drain_seconds=settings.drain_seconds,
                           pool_reconcile_interval=settings.pool_reconcile_interval,
                           api_url=f"http://127.0.0.1:{settings.api_port}"))
-    return Platform(ctx, Reconciler(ctx), router, runtime, store, settings)
+    return Platform(ctx, Reconciler(ctx), router, runtime, local, store, settings)

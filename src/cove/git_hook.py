@@ -12,6 +12,8 @@ import sys
 
 import httpx
 
+from cove.domain.events import Result, decode
+
 ZERO = "0" * 40
 
 
@@ -32,7 +34,7 @@ def main() -> int:
                              capture_output=True, check=True).stdout
     url = (f"{os.environ['COVE_API_URL']}/v1/spaces/{os.environ['COVE_SPACE']}/apps/"
            f"{os.environ['COVE_APP']}/builds")
-    last = ""
+    result: Result | None = None
     try:
         with httpx.stream("POST", url, content=archive, timeout=None,
                           headers={"Authorization": f"Bearer {os.environ['COVE_TOKEN']}",
@@ -41,11 +43,16 @@ def main() -> int:
                 response.read()
                 return refuse(response.json().get("error", {}).get("message", response.text))
             for line in response.iter_lines():
-                print(line, file=sys.stderr, flush=True)
-                last = line
+                event = decode(line)
+                if isinstance(event, Result):
+                    result = event
+                else:
+                    print(event.text, file=sys.stderr, flush=True)
     except httpx.HTTPError as err:
         return refuse(f"could not reach Cove to build: {err}")
-    return 0 if last.startswith("==>") and " succeeded" in last else 1
+    if result is None:
+        return refuse("the build ended without a result: see `cove builds`")
+    return 0 if result.ok else 1
 
 
 def refuse(message: str) -> int:

@@ -11,7 +11,7 @@ import threading
 import uvicorn
 
 from cove.adapters.builder.stacks import Stack, build_stack
-from cove.adapters.runtime.local.engine import Engine
+from cove.adapters.engine import Engine
 from cove.api.app import create_api
 from cove.bootstrap import build
 from cove.domain.checks import FAIL, WARN
@@ -41,7 +41,7 @@ def serve(settings: ServerSettings) -> None:
     loop = threading.Thread(target=platform.reconciler.run,
                             args=(settings.reconcile_interval,), daemon=True, name="reconciler")
     loop.start()
-    api = create_api(platform.ctx, platform.reconciler)
+    api = create_api(platform.ctx)
     print(f"cove: API on http://127.0.0.1:{settings.api_port}, router on "
           f"http://{settings.router_listen}:{settings.router_port} "
           f"(apps at http://<app>-<space>.{settings.base_domain}:{settings.router_port}/)",

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cove.domain.contract import BUILD_IMAGE, RUN_IMAGE
+
 DEFAULT_TEMPLATE = Path(__file__).parent / "data" / "space-template.yaml"
 
 
@@ -28,8 +30,8 @@ class ServerSettings:
     reconcile_interval: float = 2.0
     pool_reconcile_interval: float = 30.0
     drain_seconds: float = 1.0
-    build_image: str = "localhost/cove/stack-build:bookworm"
-    run_image: str = "localhost/cove/stack-run:bookworm"
+    build_image: str = BUILD_IMAGE
+    run_image: str = RUN_IMAGE
     debian_mirror: str = "http://deb.debian.org/debian"
 
     @classmethod

@@ -64,8 +64,32 @@ def test_duplicate_names_conflict(store: SqlStore) -> None:
     with store.unit_of_work() as uow:
         uow.users.add("alice", "hash")
         uow.commit()
-    with pytest.raises(Conflict), store.unit_of_work() as uow:
+    with pytest.raises(Conflict, match="a user of that name already exists"), \
+            store.unit_of_work() as uow:
         uow.users.add("alice", "hash")
+        uow.commit()
+
+
+def test_each_conflict_names_what_is_taken(store: SqlStore) -> None:
+    """Two writers that both passed the services' checks: the loser is told which value
+    was taken (both engines word their errors differently)."""
+    with store.unit_of_work() as uow:
+        alice = uow.users.add("alice", "hash")
+        space = uow.spaces.add("alice", alice.id, {})
+        app = uow.apps.add(App(0, space.id, "web"))
+        uow.domains.add(app.id, "www.example.test")
+        uow.commit()
+    with pytest.raises(Conflict, match="an app of that name already exists"), \
+            store.unit_of_work() as uow:
+        uow.apps.add(App(0, space.id, "web"))
+        uow.commit()
+    with pytest.raises(Conflict, match="a space of that name already exists"), \
+            store.unit_of_work() as uow:
+        uow.spaces.add("alice", alice.id, {})
+        uow.commit()
+    with pytest.raises(Conflict, match="that domain is already in use"), \
+            store.unit_of_work() as uow:
+        uow.domains.add(app.id, "www.example.test")
         uow.commit()
 
 

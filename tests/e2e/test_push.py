@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cove.adapters.builder.stacks import Stack
-from cove.adapters.runtime.local.engine import Engine
+from cove.adapters.engine import Engine
 from tests.conftest import PRIVATE_CREDS
 from tests.support.apps import APPS, dockerfile_app, git
 from tests.support.cove import CoveServer, hammering, make_server

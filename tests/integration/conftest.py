@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cove.adapters.runtime.local.engine import Engine
+from cove.adapters.engine import Engine
 from cove.adapters.runtime.local.podman import PodmanRuntime
 from cove.adapters.runtime.logs import FileLogs
 from cove.ports.runtime import InstanceSpec

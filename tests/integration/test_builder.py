@@ -16,7 +16,7 @@ import pytest
 from cove.adapters.builder.buildah import BuildahBuilder
 from cove.adapters.builder.buildpacks import default_buildpacks
 from cove.adapters.builder.stacks import Stack
-from cove.adapters.runtime.local.engine import Engine
+from cove.adapters.engine import Engine
 from cove.adapters.runtime.local.podman import PodmanRuntime
 from cove.adapters.runtime.logs import FileLogs
 from cove.domain.errors import BuildFailed, Invalid

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cove.adapters.engine import Engine
 from cove.adapters.registry.images import RegistryResolver
-from cove.adapters.runtime.local.engine import Engine
 from cove.domain.errors import ImageError, Invalid
 from cove.ports.registry import Credentials
 from tests.support.services import Registry, free_port

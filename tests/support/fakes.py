@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from cove.domain.errors import DeployFailed, ImageError
-from cove.ports.registry import Credentials, Destination
-from cove.ports.router import Route
-from cove.ports.runtime import Instance, InstanceSpec, LogLine
+from cove.ports.pool import AppState, Autoscaling, Pool, SpaceState
+from cove.ports.registry import Credentials, Destination, ImageResolver
+from cove.ports.router import HealthCheck, Route, Router
+from cove.ports.runtime import Instance, InstanceSpec, LogLine, Logs, Runtime
 
 
 @dataclass
@@ -69,6 +70,13 @@ class FakeLogs:
     def follow(self, app_id: int, tail: int, stop: float | None = None) -> Iterator[LogLine]:
         yield from self.read(app_id, tail)
 
+    def read_instances(self, app_id: int, tail: int) -> list[LogLine]:
+        return []
+
+    def follow_instances(self, app_id: int, tail: int,
+                         stop: float | None = None) -> Iterator[LogLine]:
+        return iter([])
+
     def record(self, app_id: int, text: str) -> None:
         self.lines.setdefault(app_id, []).append(text)
 
@@ -121,15 +129,19 @@ class FakePool:
     """A declarative pool that records what it was asked to run; can fail rollouts."""
 
     name: str = "fake"
-    capabilities: frozenset[str] = frozenset({"autoscale"})
+    reconcile_interval: float = 0.0
     base_domain: str | None = None
     registry: Destination | None = None
-    spaces: dict[str, object] = field(default_factory=dict)
-    apps: dict[tuple[str, str], object] = field(default_factory=dict)
+    spaces: dict[str, SpaceState] = field(default_factory=dict)
+    apps: dict[tuple[str, str], AppState] = field(default_factory=dict)
     fail_deploy: bool = False
-    deploys: list[tuple[object, object]] = field(default_factory=list)
+    deploys: list[tuple[AppState, AppState | None]] = field(default_factory=list)
 
-    def provision_space(self, space):  # type: ignore[no-untyped-def]
+    @property
+    def takes_builds(self) -> bool:
+        return self.registry is not None
+
+    def provision_space(self, space: SpaceState) -> int:
         self.spaces[space.name] = space
         return 1
 
@@ -137,31 +149,49 @@ class FakePool:
         self.spaces.pop(space, None)
         self.apps = {k: v for k, v in self.apps.items() if k[0] != space}
 
-    def deploy(self, app, previous, timeout: float) -> None:  # type: ignore[no-untyped-def]
+    def deploy(self, app: AppState, previous: AppState | None, timeout: float) -> None:
         self.deploys.append((app, previous))
         if self.fail_deploy:
             raise DeployFailed(f"{app.app} v{app.release} did not become ready")
         self.apps[(app.space, app.app)] = app
 
-    def apply(self, app) -> int:  # type: ignore[no-untyped-def]
+    def apply(self, app: AppState) -> int:
         changed = self.apps.get((app.space, app.app)) != app
         self.apps[(app.space, app.app)] = app
         return int(changed)
 
-    def reconcile(self, apps) -> int:  # type: ignore[no-untyped-def]
+    def reconcile(self, apps: list[AppState]) -> int:
         return sum(self.apply(app) for app in apps)
 
     def remove_app(self, space: str, app: str) -> None:
         self.apps.pop((space, app), None)
 
-    def instances(self, space: str, app: str) -> list[Instance]:
-        state = self.apps.get((space, app))
-        if state is None:
-            return []
-        return [Instance(f"{app}-{p.name}-{i}", 0, space, app, p.name, i,  # type: ignore[attr-defined]
-                         state.release, "running", None, labels={"ready": "true"})  # type: ignore[attr-defined]
-                for p in state.processes for i in range(1, p.count + 1)]  # type: ignore[attr-defined]
+    def instances(self, space: str, app: str | None = None) -> list[Instance]:
+        return [Instance(f"{s.app}-{p.name}-{i}", 0, space, s.app, p.name, i, s.release,
+                         "running", None, labels={"ready": "true"})
+                for (where, name), s in sorted(self.apps.items())
+                if where == space and app in (None, name)
+                for p in s.processes for i in range(1, p.count + 1)]
 
     def logs(self, space: str, app: str, tail: int, follow: bool,
              stop: float | None = None) -> Iterator[LogLine]:
         return iter([])
+
+
+@dataclass
+class FakeAutoscalingPool(FakePool):
+    """A pool with the Autoscaling capability."""
+
+    autoscale_metric: str = "cpu"
+
+
+def _conforms() -> None:
+    """Never called: mypy checks here that each fake still fits the port it stands in for."""
+    runtime: Runtime = FakeRuntime()
+    logs: Logs = FakeLogs()
+    resolver: ImageResolver = FakeResolver()
+    router: Router = FakeRouter()
+    health: HealthCheck = FakeHealth()
+    pool: Pool = FakePool()
+    autoscaling: Autoscaling = FakeAutoscalingPool()
+    del runtime, logs, resolver, router, health, pool, autoscaling

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from cove.adapters.passwords import Argon2Hasher
+from cove.adapters.runtime.local.pool import LocalPool
 from cove.adapters.store.sql.store import SqlStore
 from cove.domain.models import User
 from cove.domain.template import parse_template
@@ -24,6 +25,7 @@ DIGEST2 = "registry.test/hello@sha256:" + "b" * 64
 @dataclass
 class World:
     ctx: Context
+    local: LocalPool
     runtime: FakeRuntime
     router: FakeRouter
     health: FakeHealth
@@ -40,9 +42,11 @@ def world() -> World:
     with DEFAULT_TEMPLATE.open() as handle:
         template = parse_template(yaml.safe_load(handle))
     runtime, router, health, logs = FakeRuntime(), FakeRouter(), FakeHealth(), FakeLogs()
-    ctx = Context(store=SqlStore("sqlite:///:memory:"), runtime=runtime, logs=logs,
-                  resolver=FakeResolver({IMAGE: DIGEST, IMAGE2: DIGEST2}), router=router,
-                  health=health, hasher=Argon2Hasher(fast=True), template=template,
-                  settings=Settings(drain_seconds=0))
     clock = [1000.0]
-    return World(ctx, runtime, router, health, logs, Reconciler(ctx, lambda: clock[0]), clock)
+    local = LocalPool(runtime, router, health, logs, drain_seconds=0, clock=lambda: clock[0])
+    ctx = Context(store=SqlStore("sqlite:///:memory:"), logs=logs,
+                  resolver=FakeResolver({IMAGE: DIGEST, IMAGE2: DIGEST2}),
+                  hasher=Argon2Hasher(fast=True), template=template, pools={"local": local},
+                  settings=Settings(drain_seconds=0))
+    return World(ctx, local, runtime, router, health, logs, Reconciler(ctx, lambda: clock[0]),
+                 clock)

@@ -9,17 +9,18 @@ from typing import BinaryIO
 import pytest
 
 from cove.domain.errors import Conflict, DeployFailed, Forbidden, Invalid, Unsupported
+from cove.domain.events import FAILED, SUCCEEDED, Output, Result
 from cove.domain.roles import Role
 from cove.ports.builder import BuildLimits, BuiltImage
 from cove.ports.registry import Destination
 from cove.services import apps, builds, releases, spaces, stacks
-from tests.support.fakes import FakePool, FakeResolver
+from tests.support.fakes import FakeAutoscalingPool, FakePool, FakeResolver
 from tests.unit.conftest import IMAGE, IMAGE2, World
 
 
 @pytest.fixture
 def pool(world: World) -> FakePool:
-    fake = FakePool("k8s")
+    fake = FakeAutoscalingPool("k8s")
     world.ctx.pools["k8s"] = fake
     return fake
 
@@ -45,7 +46,7 @@ def test_releases_on_a_pool_are_rolled_out_by_it(world: World, pool: FakePool) -
     state = pool.apps[("team", "web")]
     assert state.release == 1 and state.hostnames == ("web-team.localhost",)  # type: ignore[attr-defined]
     assert world.runtime.started == []
-    releases.scale(world.ctx, world.reconciler, alice, "team", "web", {"web": (3, None)})
+    releases.scale(world.ctx, alice, "team", "web", {"web": (3, None)})
     assert pool.apps[("team", "web")].processes[0].count == 3  # type: ignore[attr-defined]
     view = apps.show_app(world.ctx, alice, "team", "web").as_dict()
     assert [i["state"] for i in view["instances"]] == ["up"] * 3
@@ -71,30 +72,31 @@ def test_autoscaling_is_an_optional_capability_of_pools(world: World, pool: Fake
     apps.create_app(world.ctx, alice, "alice", "local-app")
     releases.deploy_image(world.ctx, alice, "alice", "local-app", IMAGE)
     with pytest.raises(Unsupported, match="'local' pool"):
-        releases.autoscale(world.ctx, world.reconciler, alice, "alice", "local-app", "web",
+        releases.autoscale(world.ctx, alice, "alice", "local-app", "web",
                            Autoscale(1, 3))
     spaces.create_space(world.ctx, root, "team", pool="k8s")
     apps.create_app(world.ctx, root, "team", "web")
     releases.deploy_image(world.ctx, root, "team", "web", IMAGE)
-    pool.capabilities = frozenset()  # a pool without the capability says so too
+    # a pool without the capability says so too
+    world.ctx.pools["k8s"] = FakePool("k8s", spaces=pool.spaces, apps=pool.apps)
     with pytest.raises(Unsupported, match="'k8s' pool"):
-        releases.autoscale(world.ctx, world.reconciler, root, "team", "web", "web",
+        releases.autoscale(world.ctx, root, "team", "web", "web",
                            Autoscale(1, 3))
-    pool.capabilities = frozenset({"autoscale"})
-    formation = releases.autoscale(world.ctx, world.reconciler, root, "team", "web", "web",
+    world.ctx.pools["k8s"] = pool
+    formation = releases.autoscale(world.ctx, root, "team", "web", "web",
                                    Autoscale(2, 5, 60))
     assert formation["web"].autoscale == Autoscale(2, 5, 60) and formation["web"].count == 2
     assert pool.apps[("team", "web")].processes[0].autoscale == Autoscale(2, 5, 60)  # type: ignore[attr-defined]
     with pytest.raises(Invalid, match="autoscaled between 2 and 5"):
-        releases.scale(world.ctx, world.reconciler, root, "team", "web", {"web": (3, None)})
+        releases.scale(world.ctx, root, "team", "web", {"web": (3, None)})
     # the quota must hold the maximum: 21 instances never fit into 20
     from cove.domain.errors import QuotaExceeded
 
     with pytest.raises(QuotaExceeded):
-        releases.autoscale(world.ctx, world.reconciler, root, "team", "web", "web",
+        releases.autoscale(world.ctx, root, "team", "web", "web",
                            Autoscale(1, 21))
-    releases.autoscale(world.ctx, world.reconciler, root, "team", "web", "web", None)
-    releases.scale(world.ctx, world.reconciler, root, "team", "web", {"web": (3, None)})
+    releases.autoscale(world.ctx, root, "team", "web", "web", None)
+    releases.scale(world.ctx, root, "team", "web", {"web": (3, None)})
 
 
 class OneImageBuilder:
@@ -122,7 +124,8 @@ def test_builds_for_a_pool_go_through_its_registry(world: World, pool: FakePool)
     pool.registry = Destination(push="127.0.0.1:5000/cove", pull="registry.internal/cove")
     out = list(builds.push_source(world.ctx, alice, "team", "web",
                                   io.BytesIO(b"FROM scratch")))
-    assert out[-1] == "==> build 1 succeeded: released v1"
+    assert out[-2:] == [Output("==> build 1 succeeded: released v1"),
+                        Result(SUCCEEDED, "build 1 succeeded: released v1", 1, 1)]
     resolver = world.ctx.resolver
     assert isinstance(resolver, FakeResolver)
     assert resolver.published == [("0123abcd", "127.0.0.1:5000/cove/team/web:build-1")]
@@ -147,11 +150,48 @@ def test_one_stack_build_at_a_time_by_platform_admins(world: World) -> None:
     with pytest.raises(Forbidden):
         stacks.build_stacks(world.ctx, alice)
     first = stacks.build_stacks(world.ctx, root)
-    assert next(first) == "-----> debootstrap"
+    assert next(first) == Output("-----> debootstrap")
     with pytest.raises(Conflict, match="already running"):
         stacks.build_stacks(world.ctx, root)
     builder.release.set()
-    assert list(first) == ["==> stack build failed: debootstrap failed: mirror unreachable"]
+    message = "stack build failed: debootstrap failed: mirror unreachable"
+    assert list(first) == [Output(f"==> {message}"), Result(FAILED, message)]
     second = stacks.build_stacks(world.ctx, root)  # the failure freed the lock
     builder.release.set()
-    assert list(second)[-1].startswith("==> stack build failed")
+    assert list(second)[-1] == Result(FAILED, message)
+
+
+def test_a_release_command_on_a_pool_that_cannot_run_one_is_refused(world: World,
+                                                                       pool: FakePool) -> None:
+    """Skipping it silently would release code before its migrations ran."""
+    root = world.user("operator", admin=True)
+    spaces.create_space(world.ctx, root, "team", pool="k8s")
+    apps.create_app(world.ctx, root, "team", "web")
+    with pytest.raises(Unsupported, match="release command is not supported on the 'k8s'"):
+        releases.deploy_built_image(world.ctx, root, "team", "web", "build 1", IMAGE,
+                                    {"web": None, "release": ["migrate"]}, "Build 1")
+    assert releases.list_releases(world.ctx, root, "team", "web") == []
+    assert pool.deploys == []  # nothing was rolled out
+
+
+def test_build_slots_follow_a_changed_quota() -> None:
+    """A build waiting for a slot goes as soon as the quota grows, without a restart."""
+    from cove.services.builds import BuildSlots
+
+    slots, limit = BuildSlots(), [1]
+    slots.RECHECK = 0.05
+    assert slots.try_acquire(7, limit[0])
+    assert not slots.try_acquire(7, limit[0])
+    went = threading.Event()
+
+    def wait_for_a_slot() -> None:
+        slots.acquire(7, lambda: limit[0])
+        went.set()
+
+    threading.Thread(target=wait_for_a_slot, daemon=True).start()
+    assert not went.wait(0.3)  # still one build at a time
+    limit[0] = 2
+    assert went.wait(5)
+    slots.release(7)
+    slots.release(7)
+    assert slots.try_acquire(7, 1)  # both slots came back

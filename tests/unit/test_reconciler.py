@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 from cove.domain.models import App
-from cove.ports.runtime import InstanceSpec
+from cove.ports.pool import AppState
+from cove.ports.runtime import Instance, InstanceSpec
 from cove.services import apps, releases
 from cove.services.reconciler import Reconciler
 from tests.unit.conftest import IMAGE, World
@@ -39,7 +40,8 @@ def test_a_crashed_instance_is_restarted_with_backoff(world: World) -> None:
 def test_after_a_restart_running_instances_are_adopted(world: World) -> None:
     setup(world)
     before = list(world.runtime.started)
-    world.ctx.ready.clear()  # a new broker process knows nothing yet
+    world.local.ready.clear()  # a new broker process knows nothing yet
+    world.local.apps.clear()
     Reconciler(world.ctx).tick()
     assert world.runtime.started == before  # nothing restarted
     assert len(world.router.backends(1)) == 1
@@ -59,16 +61,18 @@ def test_orphans_and_missing_instances_are_fixed(world: World) -> None:
 def test_an_app_deployed_during_a_tick_is_not_taken_for_an_orphan(world: World) -> None:
     setup(world)
     bob = world.user("bob")
-    converge = world.reconciler.converge_app
+    converge = world.local._converge
     deployed: list[int] = []
 
-    def converge_while_someone_deploys(app_id: int) -> None:
-        converge(app_id)
+    def converge_while_someone_deploys(app: AppState, running: list[Instance],
+                                       wait: bool) -> int:
+        changed = converge(app, running, wait)
         if not deployed:  # a new app's first release lands while the tick runs
             apps.create_app(world.ctx, bob, "bob", "late")
             deployed.append(releases.deploy_image(world.ctx, bob, "bob", "late", IMAGE).app_id)
+        return changed
 
-    world.reconciler.converge_app = converge_while_someone_deploys  # type: ignore[method-assign]
+    world.local._converge = converge_while_someone_deploys  # type: ignore[method-assign]
     world.reconciler.tick()
     assert [i.app_id for i in world.runtime.instances() if i.app_id == deployed[0]] == deployed
     assert world.router.backends(deployed[0])  # and it is routed
@@ -80,6 +84,6 @@ def test_routes_ignore_instances_of_other_releases(world: World) -> None:
     spec = InstanceSpec("alice", app.name, 1, "web", 1, 7, "img", None, {}, 128, 250, 128,
                         10001, 64)
     stray = world.runtime.start(spec)
-    world.ctx.ready.add(stray.name)
-    world.reconciler.sync_routes()
+    world.local.ready.add(stray.name)
+    world.local.sync_routes()
     assert stray.address not in world.router.backends(1)

@@ -13,7 +13,7 @@ def deployed(world: World, replicas: int = 1) -> None:
     apps.create_app(world.ctx, alice, "alice", "hello")
     releases.deploy_image(world.ctx, alice, "alice", "hello", IMAGE)
     if replicas != 1:
-        releases.scale(world.ctx, world.reconciler, alice, "alice", "hello",
+        releases.scale(world.ctx, alice, "alice", "hello",
                        {"web": (replicas, None)})
 
 
@@ -102,9 +102,9 @@ def test_over_quota_is_refused_before_anything_starts(world: World) -> None:
     a = alice(world)
     started = list(world.runtime.started)
     with pytest.raises(QuotaExceeded, match="instances"):
-        releases.scale(world.ctx, world.reconciler, a, "alice", "hello", {"web": (21, None)})
+        releases.scale(world.ctx, a, "alice", "hello", {"web": (21, None)})
     with pytest.raises(QuotaExceeded, match="memory"):
-        releases.scale(world.ctx, world.reconciler, a, "alice", "hello", {"web": (10, "large")})
+        releases.scale(world.ctx, a, "alice", "hello", {"web": (10, "large")})
     assert world.runtime.started == started
     assert apps.show_app(world.ctx, a, "alice", "hello").app.formation["web"].count == 1
 
@@ -113,16 +113,16 @@ def test_scaling_unknown_types_or_before_deploy_is_invalid(world: World) -> None
     a = world.user("alice")
     apps.create_app(world.ctx, a, "alice", "hello")
     with pytest.raises(Invalid, match="deploy it before scaling"):
-        releases.scale(world.ctx, world.reconciler, a, "alice", "hello", {"web": (2, None)})
+        releases.scale(world.ctx, a, "alice", "hello", {"web": (2, None)})
     releases.deploy_image(world.ctx, a, "alice", "hello", IMAGE)
     with pytest.raises(Invalid, match="no process type 'worker'"):
-        releases.scale(world.ctx, world.reconciler, a, "alice", "hello", {"worker": (1, None)})
+        releases.scale(world.ctx, a, "alice", "hello", {"worker": (1, None)})
 
 
 def test_scale_up_and_down_routes_only_live_instances(world: World) -> None:
     deployed(world, replicas=3)
     assert len(backends(world)) == 3
-    releases.scale(world.ctx, world.reconciler, alice(world), "alice", "hello", {"web": (1, None)})
+    releases.scale(world.ctx, alice(world), "alice", "hello", {"web": (1, None)})
     [inst] = world.runtime.instances()
     assert backends(world) == (inst.address,)
 
@@ -130,7 +130,7 @@ def test_scale_up_and_down_routes_only_live_instances(world: World) -> None:
 def test_resizing_replaces_instances(world: World) -> None:
     deployed(world)
     [old] = world.runtime.instances()
-    releases.scale(world.ctx, world.reconciler, alice(world), "alice", "hello",
+    releases.scale(world.ctx, alice(world), "alice", "hello",
                    {"web": (None, "standard")})
     [new] = world.runtime.instances()
     assert new.fingerprint != old.fingerprint and old.name in world.runtime.stopped
@@ -194,4 +194,4 @@ def test_a_failing_release_command_fails_the_deploy(world: World) -> None:
     view = apps.show_app(world.ctx, a, "alice", "hello").as_dict()
     assert view["process_types"] == ["web"] and view["release_command"] == "./migrate"
     with pytest.raises(Invalid, match="no process type 'release'"):
-        releases.scale(world.ctx, world.reconciler, a, "alice", "hello", {"release": (1, None)})
+        releases.scale(world.ctx, a, "alice", "hello", {"release": (1, None)})

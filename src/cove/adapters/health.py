@@ -6,6 +6,8 @@ import time
 
 import httpx
 
+from cove.domain.contract import PORT
+
 
 class HttpHealthCheck:
     def __init__(self, interval: float = 0.2) -> None:
@@ -22,7 +24,7 @@ class HttpHealthCheck:
                         return None
                     reason = f"{path} answered HTTP {response.status_code}"
                 except httpx.HTTPError as err:
-                    reason = f"no HTTP answer on port 8000 ({type(err).__name__})"
+                    reason = f"no HTTP answer on port {PORT} ({type(err).__name__})"
                 if time.monotonic() + self.interval >= deadline:
                     return f"{reason} after {timeout:g}s"
                 time.sleep(self.interval)

@@ -71,6 +71,190 @@ class DomainIn(BaseModel):
     hostname: str
 
 
+# -- responses ----------------------------------------------------------------------------
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable machine-readable code, e.g. not_found")
+    message: str = Field(description="what went wrong and what to do next")
+
+
+class ErrorOut(BaseModel):
+    """Every error, whatever its status: one envelope."""
+
+    error: ErrorBody
+
+
+class SignupOut(BaseModel):
+    user: str
+    space: str = Field(description="the new user's personal space")
+
+
+class TokenOut(BaseModel):
+    token: str
+
+
+class SpaceRoleOut(BaseModel):
+    name: str
+    role: str
+
+
+class MeOut(BaseModel):
+    name: str
+    is_admin: bool
+    spaces: list[SpaceRoleOut]
+
+
+class MemberOut(BaseModel):
+    user: str
+    role: str
+
+
+class SizeOut(BaseModel):
+    name: str
+    memory_mb: int
+    cpu_millis: int
+    pids: int
+
+
+class LimitsOut(BaseModel):
+    default_size: str
+    max_size: str
+    sizes: dict[str, SizeOut]
+
+
+class QuotaOut(BaseModel):
+    apps: int
+    instances: int
+    memory_mb: int
+    cpu_millis: int
+    builds: int
+
+
+class UsageOut(BaseModel):
+    apps: int
+    instances: int
+    memory_mb: int
+    cpu_millis: int
+
+
+class NetworkOut(BaseModel):
+    default: str
+    allow_same_space: bool
+    allow_from_router: bool
+    allow_dns: bool
+
+
+class SecurityOut(BaseModel):
+    profile: str
+    run_as_uid: int
+
+
+class SpaceOut(BaseModel):
+    name: str
+    role: str = Field(description="your role in it")
+    created_at: str
+    pool: str
+    quota: QuotaOut
+    usage: UsageOut
+    limits: LimitsOut
+    network: NetworkOut
+    security: SecurityOut
+    members: list[MemberOut]
+
+
+class AuditOut(BaseModel):
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+    created_at: str
+
+
+class AutoscaleOut(BaseModel):
+    min: int
+    max: int
+    cpu_percent: int
+
+
+class ProcessOut(BaseModel):
+    count: int
+    size: str
+    autoscale: AutoscaleOut | None = None
+
+
+class HealthCheckOut(BaseModel):
+    path: str
+    timeout: int
+
+
+class InstanceOut(BaseModel):
+    name: str = Field(description="process.index, e.g. web.1")
+    process: str
+    state: str = Field(description="up, starting, crashed, exited, ...")
+    release: str
+    exit_code: int | None
+    started_at: str | None
+
+
+class AppOut(BaseModel):
+    name: str
+    space: str
+    url: str
+    release: str | None
+    image: str | None
+    image_digest: str | None
+    health_check: HealthCheckOut
+    formation: dict[str, ProcessOut]
+    process_types: list[str]
+    release_command: str | None
+    domains: list[str]
+    instances: list[InstanceOut]
+    created_at: str
+
+
+class ReleaseOut(BaseModel):
+    version: int
+    name: str = Field(description="v1, v2, ...")
+    image: str
+    image_digest: str
+    description: str
+    created_by: str
+    created_at: str
+    config_keys: list[str]
+    process_types: list[str]
+    formation: dict[str, Any]
+    current: bool
+    url: str | None = None
+
+
+class ConfigOut(BaseModel):
+    config: dict[str, str]
+    release: str | None = Field(description="the release the change made, if deployed")
+
+
+class BuildOut(BaseModel):
+    number: int
+    status: str
+    builder: str
+    release: str | None
+    error: str
+    created_by: str
+    created_at: str
+    finished_at: str | None
+
+
+class StackOut(BaseModel):
+    role: str
+    image: str
+    id: str | None
+    created: str | None = None
+    size_mb: int | None = None
+
+
+class DomainOut(BaseModel):
+    hostname: str
+
+
 def release_dict(r: Release, current: int | None = None) -> dict[str, Any]:
     return {
         "version": r.version,

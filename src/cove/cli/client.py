@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from cove.cli.errors import CliError
+
 DEFAULT_URL = "http://localhost:8080"
 
 
@@ -66,7 +68,7 @@ class Client:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.ConnectError:
-            raise ApiError(0, "unreachable", f"cannot reach Cove at {self.profile.url}: is it "
+            raise CliError(f"cannot reach Cove at {self.profile.url}: is it "
                            "running (`make run`)? set COVE_URL to point elsewhere") from None
         if response.status_code >= 400:
             raise _error(response)
@@ -96,7 +98,7 @@ class Client:
                     raise _error(response)
                 yield from response.iter_lines()
         except httpx.ConnectError:
-            raise ApiError(0, "unreachable", f"cannot reach Cove at {self.profile.url}") from None
+            raise CliError(f"cannot reach Cove at {self.profile.url}") from None
 
 
 def _error(response: httpx.Response) -> ApiError:

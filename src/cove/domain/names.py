@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from cove.domain.contract import RESERVED_ENV
 from cove.domain.errors import Invalid
 
 _NAME = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
@@ -12,7 +13,7 @@ _CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_NAME = 30
 RESERVED = frozenset({"cove", "admin", "api", "git", "www", "default", "system", "root"})
 # Cove sets these itself; letting a tenant override them would lie to the app.
-RESERVED_CONFIG = frozenset({"PORT", "COVE_RELEASE", "APP_NAME", "COVE_SPACE", "COVE_PROCESS"})
+RESERVED_CONFIG = RESERVED_ENV
 
 
 def check_name(kind: str, name: str) -> str:

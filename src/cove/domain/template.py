@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cove.domain.contract import RUN_AS_UID
 from cove.domain.errors import Invalid
 from cove.domain.sizes import Size
 
@@ -40,7 +41,7 @@ class SecurityProfile:
     """Equal to Kubernetes Pod Security "restricted"; the template cannot weaken it."""
 
     name: str = "restricted"
-    run_as_uid: int = 10001
+    run_as_uid: int = RUN_AS_UID
     tmp_size_mb: int = 64
 
 
@@ -123,7 +124,7 @@ def parse_template(data: Any) -> SpaceTemplate:
     sec = data.get("security", {}) or {}
     if sec.get("profile", "restricted") != "restricted":
         raise Invalid("space template: security.profile must be 'restricted'")
-    uid = int(sec.get("run_as_uid", 10001))
+    uid = int(sec.get("run_as_uid", RUN_AS_UID))
     if uid <= 0:
         raise Invalid("space template: security.run_as_uid must be a non-root uid")
     security = SecurityProfile("restricted", uid, int(sec.get("tmp_size_mb", 64)))

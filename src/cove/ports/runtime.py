@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from cove.domain.checks import Check
+from cove.domain.contract import PORT
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class InstanceSpec:
     pids: int
     run_as_uid: int
     tmp_size_mb: int
-    port: int = 8000
+    port: int = PORT
 
     @property
     def name(self) -> str:

@@ -86,7 +86,7 @@ def python_checks(dev: bool) -> list[Check]:
 
 def network_backend_check(settings: ServerSettings) -> Check:
     """podman with Cove's containers.conf: the first thing that failed on a fresh machine."""
-    from cove.adapters.runtime.local.engine import Engine
+    from cove.adapters.engine import Engine
 
     why = "podman sets up every space's network with netavark"
     try:
@@ -268,7 +268,7 @@ def host_checks(settings: ServerSettings, starting: bool = False) -> list[Check]
 
 def stack_checks(settings: ServerSettings) -> list[Check]:
     from cove.adapters.builder.stacks import Stack, stack_exists
-    from cove.adapters.runtime.local.engine import Engine
+    from cove.adapters.engine import Engine
 
     why = "buildpacks build on the build image and apps run on the run image"
     stack = Stack(settings.build_image, settings.run_image)

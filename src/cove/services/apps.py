@@ -14,9 +14,8 @@ from cove.domain.roles import Action
 from cove.ports.runtime import Instance
 from cove.services.access import app_for, space_for
 from cove.services.context import Context
+from cove.services.forget import forget_app
 from cove.services.pools import base_domains, current_state, pool_of, url
-from cove.services.reconciler import sync_routes
-from cove.services.rollout import forget_app
 from cove.services.spaces import template_of, usage_of
 
 MAX_HEALTH_TIMEOUT = 600
@@ -113,19 +112,30 @@ def instance_dict(inst: Instance, ready: bool) -> dict[str, Any]:
             "started_at": inst.started_at.isoformat() if inst.started_at else None}
 
 
+def app_views(ctx: Context, user: User, space_name: str) -> list[AppView]:
+    """Every app of a space as `show_app` shows it, with one look at the pool for all."""
+    with ctx.store.unit_of_work() as uow:
+        space, _ = space_for(uow, user, space_name, Action.READ)
+        found = [(app, uow.releases.get(app.id, app.release_version)
+                  if app.release_version else None, uow.domains.of_app(app.id))
+                 for app in uow.apps.of_space(space.id)]
+    running = pool_of(ctx, space).instances(space.name)
+    views = []
+    for app, release, domains in found:
+        instances = [i for i in running if i.app == app.name]
+        ready = {i.name for i in instances if i.labels.get("ready") == "true"}
+        views.append(AppView(space, app, release, domains, instances,
+                             url(ctx, space, app.name), ready))
+    return views
+
+
 def show_app(ctx: Context, user: User, space_name: str, name: str) -> AppView:
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, name, Action.READ)
         release = uow.releases.get(app.id, app.release_version) if app.release_version else None
         domains = uow.domains.of_app(app.id)
-    pool = pool_of(ctx, space)
-    if pool is None:
-        instances = sorted(ctx.runtime.instances(app.id), key=lambda i: (i.process, i.index))
-        with ctx.ready_lock:
-            ready = set(ctx.ready)
-    else:
-        instances = pool.instances(space.name, app.name)
-        ready = {i.name for i in instances if i.labels.get("ready") == "true"}
+    instances = pool_of(ctx, space).instances(space.name, app.name)
+    ready = {i.name for i in instances if i.labels.get("ready") == "true"}
     return AppView(space, app, release, domains, instances,
                    url(ctx, space, app.name), ready)
 
@@ -134,27 +144,20 @@ def destroy_app(ctx: Context, user: User, space_name: str, name: str) -> None:
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, name, Action.DEPLOY)
         with ctx.locks.hold(app.id):
-            pool = pool_of(ctx, space)
-            if pool is not None:
-                pool.remove_app(space.name, app.name)
+            pool_of(ctx, space).remove_app(space.name, app.name)
             uow.apps.delete(app.id)
             uow.audit.add(space.id, user.name, "app.destroy", name, {})
             uow.commit()
-            forget_app(ctx, space.name, app, local=pool is None)
-    _sync_routes(ctx)
+            forget_app(ctx, space.name, app)
 
 
-def _sync_routes(ctx: Context, space: Space | None = None, app: App | None = None) -> None:
-    """After a hostname change: the local router, or the app's ingress on its pool."""
-    pool = pool_of(ctx, space) if space is not None else None
-    if pool is None or app is None:
-        sync_routes(ctx)
-        return
+def _reroute(ctx: Context, space: Space, app: App) -> None:
+    """After a hostname change: the pool routes the app's new set of hostnames."""
     with ctx.store.unit_of_work() as uow:
         fresh = uow.apps.by_id(app.id)
-        state = current_state(ctx, uow, space, fresh) if fresh and space else None
+        state = current_state(ctx, uow, space, fresh) if fresh else None
     if state is not None:
-        pool.apply(state)
+        pool_of(ctx, space).apply(state)
 
 
 def add_domain(ctx: Context, user: User, space_name: str, name: str, hostname: str) -> DomainName:
@@ -170,7 +173,7 @@ def add_domain(ctx: Context, user: User, space_name: str, name: str, hostname: s
         domain = uow.domains.add(app.id, host)
         uow.audit.add(space.id, user.name, "domain.add", name, {"domain": host})
         uow.commit()
-    _sync_routes(ctx, space, app)
+    _reroute(ctx, space, app)
     return domain
 
 
@@ -184,7 +187,7 @@ def remove_domain(ctx: Context, user: User, space_name: str, name: str, hostname
         uow.domains.delete(domain.id)
         uow.audit.add(space.id, user.name, "domain.remove", name, {"domain": host})
         uow.commit()
-    _sync_routes(ctx, space, app)
+    _reroute(ctx, space, app)
 
 
 def list_domains(ctx: Context, user: User, space_name: str, name: str) -> list[DomainName]:

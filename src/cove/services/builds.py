@@ -10,7 +10,8 @@ from typing import BinaryIO
 
 from cove.domain.builds import FAILED, RUNNING, SUCCEEDED, Build, build_repository
 from cove.domain.errors import CoveError, Invalid, NotFound, Unsupported
-from cove.domain.models import User, now
+from cove.domain.events import Event, Result
+from cove.domain.models import Space, User, now
 from cove.domain.procfile import RELEASE, parse_procfile
 from cove.domain.roles import Action
 from cove.ports.builder import Builder, BuildLimits
@@ -26,24 +27,39 @@ MAX_LOG = 256 * 1024  # the part of a build's output kept with the build
 
 
 class BuildSlots:
-    """At most the space's quota of builds at once; the rest wait their turn."""
+    """At most the space's quota of builds at once; the rest wait their turn. The quota is
+    read again while builds wait, so a platform admin's change applies to them too."""
+
+    RECHECK = 2.0  # seconds between looks at the quota while waiting
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._slots: dict[int, threading.Semaphore] = {}
+        self._cond = threading.Condition()
+        self._running: dict[int, int] = {}
 
-    def slot(self, space_id: int, size: int) -> threading.Semaphore:
-        with self._lock:
-            if space_id not in self._slots:
-                self._slots[space_id] = threading.BoundedSemaphore(max(size, 1))
-            return self._slots[space_id]
+    def try_acquire(self, space_id: int, limit: int) -> bool:
+        with self._cond:
+            if self._running.get(space_id, 0) >= max(limit, 1):
+                return False
+            self._running[space_id] = self._running.get(space_id, 0) + 1
+            return True
+
+    def acquire(self, space_id: int, limit: Callable[[], int]) -> None:
+        with self._cond:
+            while self._running.get(space_id, 0) >= max(limit(), 1):
+                self._cond.wait(self.RECHECK)
+            self._running[space_id] = self._running.get(space_id, 0) + 1
+
+    def release(self, space_id: int) -> None:
+        with self._cond:
+            self._running[space_id] -= 1
+            self._cond.notify_all()
 
 
 SLOTS = BuildSlots()
 
 
 def push_source(ctx: Context, user: User, space_name: str, app_name: str,
-                archive: BinaryIO) -> Iterator[str]:
+                archive: BinaryIO) -> Iterator[Event]:
     """Start building the uploaded source and deploying it; return its output as it comes.
 
     Access and placement are checked before this returns (so they fail as plain errors);
@@ -53,7 +69,7 @@ def push_source(ctx: Context, user: User, space_name: str, app_name: str,
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
         pool = pool_of(ctx, space)
-        if pool is not None and pool.registry is None:
+        if not pool.takes_builds:
             raise Unsupported(f"pool {pool.name!r} has no registry for images built from "
                               "source (the operator sets `registry` in the pools file): "
                               "deploy an image instead")
@@ -61,30 +77,39 @@ def push_source(ctx: Context, user: User, space_name: str, app_name: str,
         uow.audit.add(space.id, user.name, "build.start", app_name, {"build": build.number})
         uow.commit()
     template = template_of(space)
-    slot = SLOTS.slot(space.id, template.quota.builds)
-    destination = pool.registry if pool else None
+    destination = pool.registry
     # Cached layers are shared within a space, never beyond it; a space made later under
     # the same name starts with a cache of its own.
     scope = f"{space.name}-{space.id}-{space.created_at.timestamp():.0f}"
     return in_background(lambda emit: _run(
-        ctx, builder, user, space_name, app_name, build, archive, slot, template.builds,
+        ctx, builder, user, space, app_name, build, archive, template.builds,
         destination, scope, emit))
 
 
-def _run(ctx: Context, builder: Builder, user: User, space_name: str, app_name: str,
-         build: Build, archive: BinaryIO, slot: threading.Semaphore, limits: BuildLimits,
-         destination: Destination | None, scope: str, output: Emit) -> None:
+def _builds_quota(ctx: Context, space_id: int) -> int:
+    with ctx.store.unit_of_work() as uow:
+        space = uow.spaces.get(space_id)
+        return template_of(space).quota.builds if space else 1
+
+
+def _run(ctx: Context, builder: Builder, user: User, space: Space, app_name: str,
+         build: Build, archive: BinaryIO, limits: BuildLimits,
+         destination: Destination | None, scope: str, output: Emit) -> Result:
+    space_name = space.name
     log: list[str] = []
+    kept = 0  # characters in `log`: a running total, not a sum per line
 
     def emit(line: str) -> None:
-        if sum(len(x) for x in log) < MAX_LOG:
+        nonlocal kept
+        if kept < MAX_LOG:
             log.append(line)
+            kept += len(line) + 1
         output(line)
 
     try:
-        if not slot.acquire(blocking=False):
+        if not SLOTS.try_acquire(space.id, _builds_quota(ctx, space.id)):
             emit("-----> waiting for a build slot (the space's quota of builds at once)")
-            slot.acquire()
+            SLOTS.acquire(space.id, lambda: _builds_quota(ctx, space.id))
         try:
             with tempfile.TemporaryDirectory(prefix="cove-src-") as work:
                 source = Path(work) / "src"
@@ -100,7 +125,7 @@ def _run(ctx: Context, builder: Builder, user: User, space_name: str, app_name: 
                 built = builder.build(source, tag, limits, emit, scope=scope)
                 build.builder, build.image = built.builder, built.image
         finally:
-            slot.release()
+            SLOTS.release(space.id)
         image = built.image
         if destination is not None:  # a pool's nodes pull it from the pool's registry
             push, pull = destination.repository(space_name, app_name)
@@ -112,13 +137,16 @@ def _run(ctx: Context, builder: Builder, user: User, space_name: str, app_name: 
                                      f"build {build.number}", image, processes,
                                      f"Build {build.number} ({built.builder})")
         build.status, build.release_version = SUCCEEDED, release.version
-        emit(f"==> build {build.number} succeeded: released v{release.version}")
+        message = f"build {build.number} succeeded: released v{release.version}"
     except CoveError as err:
         build.status, build.error = FAILED, err.message
-        emit(f"==> build {build.number} failed: {err.message}")
+        message = f"build {build.number} failed: {err.message}"
     except Exception as err:  # keep the record honest whatever went wrong
         build.status, build.error = FAILED, f"internal error: {err}"
-        emit(f"==> build {build.number} failed: internal error")
+        message = f"build {build.number} failed: internal error"
+    emit(f"==> {message}")
+    try:
+        return Result(build.status, message, build.number, build.release_version)
     finally:
         build.log, build.finished_at = "\n".join(log), now()
         with ctx.store.unit_of_work() as uow:

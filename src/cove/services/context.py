@@ -15,8 +15,7 @@ from cove.ports.builder import Builder
 from cove.ports.pool import Pool
 from cove.ports.registry import ImageResolver
 from cove.ports.repos import Repos
-from cove.ports.router import HealthCheck, Router
-from cove.ports.runtime import Logs, Runtime
+from cove.ports.runtime import Logs
 from cove.ports.store import Store
 
 
@@ -59,25 +58,16 @@ class Settings:
 @dataclass
 class Context:
     store: Store
-    runtime: Runtime
-    logs: Logs
+    logs: Logs  # Cove's own events about each app
     resolver: ImageResolver
-    router: Router
-    health: HealthCheck
     hasher: PasswordHasher
     template: SpaceTemplate
+    # Every backend by name: "local" (this machine) and those of the pools file.
+    pools: dict[str, Pool]
     settings: Settings = field(default_factory=Settings)
     locks: AppLocks = field(default_factory=AppLocks)
-    # Declarative pools by name (e.g. Kubernetes clusters); "local" is the runtime above.
-    pools: dict[str, Pool] = field(default_factory=dict)
     builder: Builder | None = None  # builds images from uploaded source
     repos: Repos | None = None  # one git repository per app
-    # Instances that passed their health check and may take traffic (by instance name).
-    ready: set[str] = field(default_factory=set)
-    ready_lock: threading.Lock = field(default_factory=threading.Lock)
-    # Computing and applying routes happen under one lock, so a stale computation can
-    # never be applied after a fresher one.
-    routes_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def require_builder(self) -> Builder:
         if self.builder is None:

@@ -15,10 +15,10 @@ from cove.domain.models import App, Release, Space, User
 from cove.domain.procfile import RELEASE
 from cove.domain.roles import Action, allows
 from cove.ports.pool import InspectablePool
-from cove.ports.runtime import Inspectable, Posture
+from cove.ports.runtime import Posture
 from cove.services.access import app_for, space_for
 from cove.services.context import Context
-from cove.services.pools import LOCAL, pool_of
+from cove.services.pools import pool_of
 from cove.services.spaces import template_of, usage_of
 
 SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH|"
@@ -31,23 +31,16 @@ DATABASE_NAME = re.compile(r"^(DATABASE|POSTGRES|PG|MYSQL|MONGO|DB)[A-Z_]*(URL|U
 def _platform(ctx: Context, space: Space) -> list[Check]:
     """What the platform does for every app of the space, on its pool."""
     pool = pool_of(ctx, space)
-    where = pool.name if pool else LOCAL
     quota = template_of(space).quota
-    checks = [Check("platform", "pool", PASS, f"the space runs on the {where!r} pool",
+    checks = [Check("platform", "pool", PASS, f"the space runs on the {pool.name!r} pool",
                     "where the checks below were read")]
-    backend = pool if isinstance(pool, InspectablePool) else (
-        ctx.runtime if pool is None and isinstance(ctx.runtime, Inspectable) else None)
-    if backend is None:
-        checks.append(Check("platform", "isolation", WARN, f"the {where!r} pool cannot "
+    if isinstance(pool, InspectablePool):
+        checks += [Check("platform", c.name, c.status, c.detail, c.why, c.fix)
+                   for c in pool.space_checks(space.name)]
+    else:
+        checks.append(Check("platform", "isolation", WARN, f"the {pool.name!r} pool cannot "
                             "report how it keeps spaces apart", "unverified isolation",
                             "ask the operator"))
-    else:
-        checks += [Check("platform", c.name, c.status, c.detail, c.why, c.fix)
-                   for c in backend.space_checks(space.name)]
-    if pool is None:
-        checks.append(Check("platform", "admission", PASS, "instances are specified by Cove "
-                            "only (restricted profile), never by the tenant",
-                            "a tenant must not ask for root, host paths or capabilities"))
     checks += [
         Check("platform", "quota", PASS,
               f"{quota.apps} apps, {quota.instances} instances, {quota.memory_mb} MiB, "
@@ -97,12 +90,7 @@ def app_report(ctx: Context, user: User, space_name: str, app_name: str) -> list
                             "there is nothing to check", f"cove deploy {app.name} IMAGE"))
         return checks
     pool = pool_of(ctx, space)
-    if pool is None:
-        runtime = ctx.runtime
-        postures = runtime.posture(app.id) if isinstance(runtime, Inspectable) else []
-    else:
-        postures = pool.posture(space.name, app.name) if isinstance(pool, InspectablePool) \
-            else []
+    postures = pool.posture(space.name, app.name) if isinstance(pool, InspectablePool) else []
     checks += _runtime_checks(app, release, postures)
     checks += _formation_checks(app, release)
     if allows(role, Action.DEPLOY):  # config is a developer's to read

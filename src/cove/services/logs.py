@@ -21,9 +21,6 @@ def app_logs(ctx: Context, user: User, space_name: str, app_name: str, tail: int
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
     pool = pool_of(ctx, space)
-    if pool is None:
-        return ctx.logs.follow(app.id, tail, stop) if follow else iter(ctx.logs.read(app.id,
-                                                                                     tail))
     if follow:
         # Cove's events for the app are in its own log; the instances' come from the pool.
         return _merge_live(ctx.logs.follow(app.id, 0, stop),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,21 +9,20 @@ from cove.domain.errors import Invalid, NotFound
 from cove.domain.formation import apply_autoscale, apply_scale, default_formation
 from cove.domain.models import App, Autoscale, Process, Release, Space, User, now
 from cove.domain.names import check_config_key
-from cove.domain.procfile import RELEASE, process_types
+from cove.domain.procfile import process_types
 from cove.domain.quota import check_fits, formation_usage
 from cove.domain.roles import Action
 from cove.domain.template import SpaceTemplate
-from cove.ports.pool import AUTOSCALE
+from cove.ports.pool import Autoscaling, ReleaseCommands
 from cove.ports.registry import Credentials
 from cove.ports.store import UnitOfWork
 from cove.services.access import app_for
 from cove.services.context import Context
-from cove.services.pools import app_state, current_state, pool_of, require
-from cove.services.reconciler import Reconciler, sync_routes
-from cove.services.rollout import run_release_command, specs_for, start_healthy, stop_all
+from cove.services.pools import app_state, current_state, pool_of, unsupported
 from cove.services.spaces import template_of, usage_of
 
 MAX_CONFIG_VALUE = 32 * 1024
+RELEASE_COMMAND_TIMEOUT = 600.0
 POOL_ROLLOUT_SLACK = 30  # seconds a cluster gets beyond the health timeout (scheduling, pulls)
 
 
@@ -45,10 +43,10 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
              action: str) -> Release:
     """The one pipeline every new release goes through.
 
-    Steps: validate and check quota -> start new instances -> health check ->
-    record the release -> switch the route -> drain and stop the old instances.
-    A failure before the record step stops the new instances and changes nothing.
-    On a declarative pool the pool rolls out, and undoes a failed rollout, itself.
+    Steps: validate and check quota -> the release command, if any -> the pool rolls
+    out (new instances, health checks, the route, the old ones drained and stopped; a
+    failed rollout is undone by the pool and changes nothing) -> record the release.
+    If recording fails, the pool is handed the previous state again.
     """
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
@@ -75,17 +73,14 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
         with ctx.store.unit_of_work() as uow:
             previous = current_state(ctx, uow, space, app)
             domains = [d.hostname for d in uow.domains.of_app(app.id)]
+        state = app_state(ctx, space, app, candidate, formation, domains)
         try:
-            if pool is None:
-                if candidate.processes.get(RELEASE):
-                    # Like Heroku's release phase: once per new release, before traffic.
-                    run_release_command(ctx, space.name, tpl, app, candidate)
-                new = start_healthy(ctx, specs_for(ctx, space.name, tpl, app, candidate,
-                                                   formation), app)
-            else:
-                new = []
-                pool.deploy(app_state(ctx, space, app, candidate, formation, domains), previous,
-                            app.health_timeout + POOL_ROLLOUT_SLACK)
+            if state.release_command is not None:
+                # Like Heroku's release phase: once per new release, before traffic.
+                if not isinstance(pool, ReleaseCommands):
+                    raise unsupported(pool, "a Procfile release command")
+                pool.run_release_command(state, RELEASE_COMMAND_TIMEOUT)
+            pool.deploy(state, previous, app.health_timeout + POOL_ROLLOUT_SLACK)
         except Exception as err:
             ctx.logs.record(app.id, f"v{version} failed: {err}")
             raise
@@ -104,17 +99,11 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
                                "description": description})
                 uow.commit()
         except BaseException:
-            if pool is None:
-                stop_all(ctx, [i.name for i in new])
-            elif previous is not None:
+            if previous is not None:
                 pool.apply(previous)
+            else:
+                pool.remove_app(space.name, app.name)
             raise
-        if pool is None:
-            sync_routes(ctx)
-            old = [i.name for i in ctx.runtime.instances(app.id) if i.release != version]
-            if old:
-                time.sleep(ctx.settings.drain_seconds)  # let requests in flight finish
-                stop_all(ctx, old)
         ctx.logs.record(app.id, f"v{version} is live")
     return release
 
@@ -205,28 +194,29 @@ def rollback(ctx: Context, user: User, space_name: str, app_name: str,
 FormationChange = Callable[[SpaceTemplate, dict[str, Process], Release], dict[str, Process]]
 
 
-def scale(ctx: Context, reconciler: Reconciler, user: User, space_name: str, app_name: str,
+def scale(ctx: Context, user: User, space_name: str, app_name: str,
           changes: dict[str, tuple[int | None, str | None]]) -> dict[str, Process]:
     if not changes:
         raise Invalid("give at least one TYPE=COUNT, e.g. `cove scale hello web=3`")
     return _change_formation(
-        ctx, reconciler, user, space_name, app_name, "scaling", "app.scale",
+        ctx, user, space_name, app_name, "scaling", "app.scale",
         lambda tpl, current, release: apply_scale(tpl, current,
                                                   process_types(release.processes), changes))
 
 
-def autoscale(ctx: Context, reconciler: Reconciler, user: User, space_name: str,
+def autoscale(ctx: Context, user: User, space_name: str,
               app_name: str, process: str, setting: Autoscale | None) -> dict[str, Process]:
     """Let the pool size a process type (an optional capability: Kubernetes pools have it)."""
     with ctx.store.unit_of_work() as uow:
         space, _ = app_for(uow, user, space_name, app_name, Action.DEPLOY)
-    require(ctx, space, AUTOSCALE, "autoscaling")
+    if not isinstance(pool_of(ctx, space), Autoscaling):
+        raise unsupported(pool_of(ctx, space), "autoscaling")
     return _change_formation(
-        ctx, reconciler, user, space_name, app_name, "autoscaling", "app.autoscale",
+        ctx, user, space_name, app_name, "autoscaling", "app.autoscale",
         lambda tpl, current, release: apply_autoscale(tpl, current, process, setting))
 
 
-def _change_formation(ctx: Context, reconciler: Reconciler, user: User, space_name: str,
+def _change_formation(ctx: Context, user: User, space_name: str,
                       app_name: str, what: str, action: str,
                       change: FormationChange) -> dict[str, Process]:
     """Check the new formation against the quota, record it, and roll it out (or undo it)."""
@@ -246,15 +236,11 @@ def _change_formation(ctx: Context, reconciler: Reconciler, user: User, space_na
             uow.audit.add(space.id, user.name, action, app_name, formation_dict(formation))
             uow.commit()
         try:
-            pool = pool_of(ctx, space)
-            if pool is None:
-                reconciler.converge_app(app.id, wait=True)
-            else:
-                with ctx.store.unit_of_work() as uow:
-                    domains = [d.hostname for d in uow.domains.of_app(app.id)]
-                before = app_state(ctx, space, app, release, previous, domains)
-                pool.deploy(app_state(ctx, space, app, release, formation, domains), before,
-                            app.health_timeout + POOL_ROLLOUT_SLACK)
+            with ctx.store.unit_of_work() as uow:
+                domains = [d.hostname for d in uow.domains.of_app(app.id)]
+            before = app_state(ctx, space, app, release, previous, domains)
+            pool_of(ctx, space).deploy(app_state(ctx, space, app, release, formation, domains),
+                                       before, app.health_timeout + POOL_ROLLOUT_SLACK)
         except Exception:
             with ctx.store.unit_of_work() as uow:
                 fresh = uow.apps.by_id(app.id)
@@ -263,7 +249,6 @@ def _change_formation(ctx: Context, reconciler: Reconciler, user: User, space_na
                     uow.apps.save(fresh)
                     uow.commit()
             raise
-        sync_routes(ctx)
     return formation
 
 

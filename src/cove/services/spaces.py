@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +15,8 @@ from cove.domain.template import Quota, SpaceTemplate, parse_template, template_
 from cove.ports.store import UnitOfWork
 from cove.services.access import space_for
 from cove.services.context import Context
+from cove.services.forget import forget_app
 from cove.services.pools import choose_pool, pool_of, provision
-from cove.services.rollout import forget_app
 
 
 def template_of(space: Space) -> SpaceTemplate:
@@ -89,16 +90,16 @@ def destroy_space(ctx: Context, user: User, name: str) -> None:
         space, _ = space_for(uow, user, name, Action.ADMINISTER)
         if uow.users.by_name(name) is not None:
             raise Conflict(f"{name!r} is a personal space and lives as long as its user")
-        pool = pool_of(ctx, space)
-        for app in uow.apps.of_space(space.id):
-            forget_app(ctx, space.name, app, local=pool is None)
-        if pool is not None:
-            pool.remove_space(name)  # the namespace takes everything in it along
-        uow.spaces.delete(space.id)
-        uow.audit.add(space.id, user.name, "space.destroy", name, {})
-        uow.commit()
-    if pool is None:
-        ctx.runtime.remove_space(name)
+        apps = uow.apps.of_space(space.id)
+        with ExitStack() as held:  # no deploy may start an instance meanwhile
+            for app in apps:
+                held.enter_context(ctx.locks.hold(app.id))
+            pool_of(ctx, space).remove_space(name)  # and every app in it
+            for app in apps:
+                forget_app(ctx, space.name, app)
+            uow.spaces.delete(space.id)
+            uow.audit.add(space.id, user.name, "space.destroy", name, {})
+            uow.commit()
 
 
 def set_member(ctx: Context, user: User, space_name: str, member: str, role: Role) -> None:

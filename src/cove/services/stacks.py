@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 
 from cove.domain.errors import Conflict, Forbidden
+from cove.domain.events import FAILED, SUCCEEDED, Event, Result
 from cove.domain.models import User
 from cove.ports.builder import StackImage
 from cove.services.context import Context
@@ -21,23 +22,25 @@ def list_stacks(ctx: Context, user: User) -> list[StackImage]:
     return ctx.require_builder().stacks()
 
 
-def build_stacks(ctx: Context, user: User) -> Iterator[str]:
-    """Start making the stack images; the output streams back, the last line says how
-    it ended. Builds already running keep the images they started with."""
+def build_stacks(ctx: Context, user: User) -> Iterator[Event]:
+    """Start making the stack images; the output streams back, then the result. Builds
+    already running keep the images they started with."""
     builder = ctx.require_builder()
     if not user.is_admin:
         raise Forbidden("only a platform admin builds stacks")
     if not _BUILDING.acquire(blocking=False):
         raise Conflict("a stack build is already running: wait for it to finish")
 
-    def work(emit: Emit) -> None:
+    def work(emit: Emit) -> Result:
         try:
             log.info("stack build started by %s", user.name)
             builder.build_stacks(emit)
             emit("==> stacks built")
+            return Result(SUCCEEDED, "stacks built")
         except Exception as err:  # the operator needs to see why (mirror down, disk full)
             log.exception("stack build failed")
             emit(f"==> stack build failed: {err}")
+            return Result(FAILED, f"stack build failed: {err}")
         finally:
             _BUILDING.release()
 

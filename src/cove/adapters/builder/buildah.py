@@ -19,7 +19,7 @@ from cove.adapters.builder.archive import extract
 from cove.adapters.builder.buildpacks import Buildpack
 from cove.adapters.builder.dockerfile import BasePolicy, guard_dockerfile
 from cove.adapters.builder.stacks import DEFAULT_STACK, MIRROR, Stack, build_stack
-from cove.adapters.runtime.local.engine import Engine
+from cove.adapters.engine import Engine
 from cove.domain.errors import BuildFailed, Invalid
 from cove.ports.builder import BuildLimits, BuiltImage, StackImage
 

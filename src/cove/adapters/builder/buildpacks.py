@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cove.adapters.builder.stacks import GO_STD_CACHE_DIR, Stack
+from cove.domain.contract import RUN_AS_UID
 from cove.domain.errors import BuildFailed, Invalid
 
 STATIC_SERVER_SRC = Path(__file__).resolve().parents[2] / "data" / "static-server"
@@ -33,7 +34,7 @@ class Buildpack(Protocol):
         ...
 
 
-UID = 10001
+UID = RUN_AS_UID
 BUILDER = f"{UID}:{UID}"  # builds run as, and apps run as
 
 

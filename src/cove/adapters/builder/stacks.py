@@ -16,10 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cove.adapters.runtime.local.engine import Engine
+from cove.adapters.engine import Engine, EngineError
+from cove.domain.contract import BUILD_IMAGE, RUN_IMAGE
 
-RUN_IMAGE = "localhost/cove/stack-run:bookworm"
-BUILD_IMAGE = "localhost/cove/stack-build:bookworm"
 RUN_PACKAGES = ("python3", "nodejs", "ca-certificates", "tzdata")
 BUILD_PACKAGES = ("python3-venv", "python3-dev", "npm", "golang-go", "git", "gcc", "libc6-dev")
 MIRROR = "http://deb.debian.org/debian"
@@ -130,7 +129,7 @@ def _trust_local_cas(root: Path, emit: Callable[[str], None]) -> None:
 
 
 def _buildah(engine: Engine, *args: str) -> str:
-    proc = subprocess.run(["buildah", *args], capture_output=True, text=True, env=engine.env)
-    if proc.returncode != 0:
-        raise RuntimeError(f"buildah {args[0]} failed: {proc.stderr[-2000:]}")
-    return proc.stdout
+    try:
+        return engine.buildah(*args)
+    except EngineError as err:
+        raise RuntimeError(f"buildah {args[0]} failed: {err.stderr}") from err

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cove.adapters.runtime.local.engine import Engine, EngineError
+from cove.adapters.engine import Engine, EngineError
 from cove.domain.errors import ImageError, Invalid
 from cove.ports.registry import Credentials
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from cove.ports.runtime import LogLine
 
 MAX_FILES_PER_APP = 40
+EVENTS = "cove.log"
 _NAME = re.compile(r"^(?P<proc>[a-z0-9-]+)\.(?P<idx>\d+)-v\d+\.log$")
 
 
@@ -44,31 +45,51 @@ class FileLogs:
 
     def record(self, app_id: int, text: str) -> None:
         stamp = dt.datetime.now(dt.UTC).isoformat()
-        with self._lock, (self._dir(app_id) / "cove.log").open("a") as handle:
+        with self._lock, (self._dir(app_id) / EVENTS).open("a") as handle:
             for line in text.splitlines() or [""]:
                 handle.write(f"{stamp} stdout F {line}\n")
 
     def forget(self, app_id: int) -> None:
         shutil.rmtree(self.root / str(app_id), ignore_errors=True)
 
+    def _files(self, directory: Path, events: bool) -> list[Path]:
+        """Cove's own events (cove.log), or the instances' output (every other file)."""
+        return [p for p in directory.glob("*.log") if (p.name == EVENTS) == events]
+
     def read(self, app_id: int, tail: int) -> list[LogLine]:
+        """Cove's events about the app (the Logs port)."""
+        return self._read(app_id, tail, events=True)
+
+    def read_instances(self, app_id: int, tail: int) -> list[LogLine]:
+        """What the app's instances wrote (the local pool's logs)."""
+        return self._read(app_id, tail, events=False)
+
+    def follow(self, app_id: int, tail: int, stop: float | None = None) -> Iterator[LogLine]:
+        return self._follow(app_id, tail, stop, events=True)
+
+    def follow_instances(self, app_id: int, tail: int,
+                         stop: float | None = None) -> Iterator[LogLine]:
+        return self._follow(app_id, tail, stop, events=False)
+
+    def _read(self, app_id: int, tail: int, events: bool) -> list[LogLine]:
         lines: list[LogLine] = []
-        for path in self._dir(app_id).glob("*.log"):
+        for path in self._files(self._dir(app_id), events):
             with path.open("rb") as handle:
                 lines.extend(parse(handle.read(), _source(path)))
         lines.sort(key=lambda line: line.time)
         return lines[-tail:] if tail > 0 else []
 
-    def follow(self, app_id: int, tail: int, stop: float | None = None) -> Iterator[LogLine]:
+    def _follow(self, app_id: int, tail: int, stop: float | None,
+                events: bool) -> Iterator[LogLine]:
         """Yield the last `tail` lines, then new ones as they are written (until `stop`)."""
-        yield from self.read(app_id, tail)
-        offsets = {p: p.stat().st_size for p in self._dir(app_id).glob("*.log")}
+        yield from self._read(app_id, tail, events)
+        offsets = {p: p.stat().st_size for p in self._files(self._dir(app_id), events)}
         while stop is None or time.monotonic() < stop:
             fresh: list[LogLine] = []
             directory = self.root / str(app_id)
             if not directory.exists():
                 return  # the app was destroyed
-            for path in directory.glob("*.log"):
+            for path in self._files(directory, events):
                 try:
                     size = path.stat().st_size
                 except FileNotFoundError:

@@ -25,6 +25,7 @@ import httpx
 from lightkube import ApiError, Client
 from lightkube.codecs import from_dict, resource_registry
 from lightkube.generic_resource import create_namespaced_resource
+from lightkube.operators import exists
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
 
@@ -41,6 +42,7 @@ from cove.adapters.runtime.kubernetes.render import (
 )
 from cove.adapters.runtime.logs import parse_time
 from cove.domain.checks import Check
+from cove.domain.contract import PORT
 from cove.domain.errors import (
     Conflict,
     CoveError,
@@ -50,7 +52,7 @@ from cove.domain.errors import (
     NotFound,
     QuotaExceeded,
 )
-from cove.ports.pool import AUTOSCALE, AppState, SpaceState
+from cove.ports.pool import AppState, SpaceState
 from cove.ports.registry import Destination
 from cove.ports.runtime import Instance, LogLine, Posture
 
@@ -106,7 +108,8 @@ class KubernetesCluster:
     def __init__(self, client: Client, *, name: str = "kubernetes",
                  router_namespace: str = "ingress-nginx",
                  ingress_class: str | None = "nginx", base_domain: str | None = None,
-                 gateway: Gateway | None = None, registry: Destination | None = None) -> None:
+                 gateway: Gateway | None = None, registry: Destination | None = None,
+                 reconcile_interval: float = 30.0) -> None:
         self.client = client
         self.registry = registry
         self.gateway = gateway
@@ -115,7 +118,9 @@ class KubernetesCluster:
         self.router_namespace = router_namespace
         self.ingress_class = ingress_class
         self.counters = Counters()
-        self.capabilities = frozenset({AUTOSCALE})
+        self.takes_builds = registry is not None  # its nodes pull what Cove pushes there
+        self.reconcile_interval = reconcile_interval  # drift checks cost API requests
+        self.autoscale_metric = "cpu"  # the Autoscaling capability: HorizontalPodAutoscalers
         self._roles_installed = False
 
     # -- applying ---------------------------------------------------------------------------
@@ -280,11 +285,12 @@ class KubernetesCluster:
                     self.counters.requests += 1
                     self.client.delete(res, obj.metadata.name, namespace=ns)
 
-    def pods(self, space: str, app: str) -> list[Pod]:
-        with domain_errors(f"listing {app!r}"):
+    def pods(self, space: str, app: str | None) -> list[Pod]:
+        """An app's pods, or (None) those of every app of the space in one request."""
+        labels: dict[str, Any] = {"cove.dev/app": app if app else exists()}
+        with domain_errors(f"listing {app or space!r}"):
             self.counters.requests += 1
-            return list(self.client.list(Pod, namespace=namespace_of(space),
-                                         labels={"cove.dev/app": app}))
+            return list(self.client.list(Pod, namespace=namespace_of(space), labels=labels))
 
     def logs(self, space: str, app: str, tail: int, follow: bool,
              stop: float | None = None) -> Iterator[LogLine]:
@@ -339,19 +345,21 @@ class KubernetesCluster:
     def preflight(self) -> list[Check]:
         return inspect.preflight(self.client, self.name, self.ingress_class)
 
-    def instances(self, space: str, app: str) -> list[Instance]:
-        """Pods as Cove instances: web.1, web.2, ... in a stable order."""
+    def instances(self, space: str, app: str | None = None) -> list[Instance]:
+        """Pods as Cove instances: web.1, web.2, ... in a stable order, of one app or
+        (None) of every app of the space."""
         result: list[Instance] = []
-        by_process: dict[str, list[Pod]] = {}
+        groups: dict[tuple[str, str], list[Pod]] = {}
         for pod in self.pods(space, app):
             if pod.metadata and pod.metadata.deletionTimestamp:
                 continue  # on its way out: no longer an instance of the app
-            process = (pod.metadata.labels or {}).get("cove.dev/process", "")  # type: ignore[union-attr]
-            by_process.setdefault(process, []).append(pod)
-        for process, pods in sorted(by_process.items()):
+            labels = (pod.metadata.labels if pod.metadata else None) or {}
+            key = (labels.get("cove.dev/app", ""), labels.get("cove.dev/process", ""))
+            groups.setdefault(key, []).append(pod)
+        for (owner, process), pods in sorted(groups.items()):
             pods.sort(key=lambda p: (p.metadata.creationTimestamp, p.metadata.name))  # type: ignore[union-attr]
             for index, pod in enumerate(pods, start=1):
-                result.append(_instance(pod, space, app, process, index))
+                result.append(_instance(pod, space, owner, process, index))
         return result
 
 
@@ -405,7 +413,7 @@ def _instance(pod: Pod, space: str, app: str, process: str, index: int) -> Insta
     ip = status.podIP if status else None
     return Instance(name=meta.name or "", app_id=0, space=space, app=app, process=process,
                     index=index, release=release, state=state,
-                    address=f"{ip}:8000" if ip and ready else None,
+                    address=f"{ip}:{PORT}" if ip and ready else None,
                     started_at=status.startTime if status else None,
                     labels={"ready": str(ready).lower()})
 

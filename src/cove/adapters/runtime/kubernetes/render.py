@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from cove.domain.contract import PORT, app_env
 from cove.domain.roles import Role
 from cove.domain.template import SpaceTemplate
 from cove.ports.pool import AppState, ProcessState
@@ -17,7 +18,6 @@ Manifest = dict[str, Any]
 MANAGED = {"app.kubernetes.io/managed-by": "cove"}
 PSA = "pod-security.kubernetes.io"
 APP_SA = "cove-app"
-PORT = 8000
 CLUSTER_ROLE = {Role.ADMIN: "cove-admin", Role.DEVELOPER: "cove-developer",
                 Role.VIEWER: "cove-viewer"}
 
@@ -258,9 +258,8 @@ def _autoscaler(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
 def _deployment(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
     version = f"v{spec.release}"
     labels = app_labels(spec, proc.name)
-    env = [{"name": k, "value": v} for k, v in (
-        ("PORT", str(PORT)), ("APP_NAME", spec.app), ("COVE_SPACE", spec.space),
-        ("COVE_RELEASE", version), ("COVE_PROCESS", proc.name))]
+    env = [{"name": k, "value": v}
+           for k, v in app_env(spec.app, spec.space, spec.release, proc.name).items()]
     resources = {"cpu": _cpu(proc.size.cpu_millis), "memory": _mem(proc.size.memory_mb)}
     container: dict[str, Any] = {
         "name": proc.name, "image": spec.image, "imagePullPolicy": "IfNotPresent",

@@ -10,32 +10,43 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
+
+from cove.domain.errors import DeployFailed
 
 
 class HostFirewall:
     def __init__(self, install: str, binary: str = "iptables") -> None:
         self.chain = f"COVE-{install}-HOST"
         self.binary = shutil.which(binary) or binary
+        self._lock = threading.Lock()  # one chain, made once, whatever starts at once
 
-    def _ipt(self, *args: str) -> bool:
+    def _ipt(self, *args: str, check: bool = False) -> bool:
+        """Run iptables; a failed check is an answer, a failed change is an error (an
+        unguarded bridge would leave the host open, so nothing may start on it)."""
         proc = subprocess.run([self.binary, "-w", *args], capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            raise DeployFailed(f"could not guard the host with {self.binary} "
+                               f"{' '.join(args[:2])}: {proc.stderr.strip() or 'failed'}; "
+                               "`cove-server doctor` checks the firewall")
         return proc.returncode == 0
 
     def _ensure_chain(self) -> None:
         if self._ipt("-S", self.chain):
             return
-        self._ipt("-N", self.chain)
+        self._ipt("-N", self.chain, check=True)
         for rule in (["-m", "conntrack", "--ctstate", "ESTABLISHED,RELATED", "-j", "ACCEPT"],
                      ["-p", "udp", "--dport", "53", "-j", "ACCEPT"],
                      ["-p", "tcp", "--dport", "53", "-j", "ACCEPT"],
                      ["-j", "DROP"]):
-            self._ipt("-A", self.chain, *rule)
+            self._ipt("-A", self.chain, *rule, check=True)
 
     def guard(self, interface: str) -> None:
-        self._ensure_chain()
-        jump = ["INPUT", "-i", interface, "-j", self.chain]
-        if not self._ipt("-C", *jump):
-            self._ipt("-I", *jump)
+        with self._lock:
+            self._ensure_chain()
+            jump = ["INPUT", "-i", interface, "-j", self.chain]
+            if not self._ipt("-C", *jump):
+                self._ipt("-I", *jump, check=True)
 
     def guards(self, interface: str) -> bool:
         """Whether the bridge's traffic to the host goes through the guard."""

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cove.adapters.runtime.local.engine import Engine, EngineError
+from cove.adapters.engine import Engine, EngineError
 from cove.adapters.runtime.local.firewall import HostFirewall
 from cove.adapters.runtime.local.spec import (
     LABEL,
@@ -23,6 +23,7 @@ from cove.adapters.runtime.local.spec import (
 )
 from cove.adapters.runtime.logs import FileLogs, parse_time
 from cove.domain.checks import FAIL, PASS, WARN, Check
+from cove.domain.contract import PORT
 from cove.domain.errors import DeployFailed
 from cove.ports.runtime import Instance, InstanceSpec, Posture
 
@@ -221,7 +222,7 @@ def _instance(data: dict[str, Any]) -> Instance:
     address = None
     for net in (data.get("NetworkSettings", {}).get("Networks") or {}).values():
         if net.get("IPAddress") and state.get("Status") == "running":
-            address = f"{net['IPAddress']}:8000"
+            address = f"{net['IPAddress']}:{PORT}"
     started = None
     if state.get("StartedAt") and not state["StartedAt"].startswith("0001"):
         started = parse_time(state["StartedAt"])

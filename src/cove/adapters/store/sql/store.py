@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,31 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+# Which unique value a violated constraint guards, by a word of its name or its columns
+# (SQLite names the columns, PostgreSQL the constraint).
+TAKEN = (("users", "a user of that name already exists: choose another name"),
+         ("spaces", "a space of that name already exists: choose another name"),
+         ("apps", "an app of that name already exists in this space: choose another name"),
+         ("domains", "that domain is already in use by an app"),
+         ("releases", "another release was made at the same time: try again"),
+         ("builds", "another build started at the same time: try again"),
+         ("memberships", "that user is already a member: change their role instead"))
+
+
+def conflict(err: IntegrityError) -> Conflict:
+    """What the user is told when the database refused a write: which value is taken, or
+    that something changed meanwhile. Anything else is a defect and stays an error."""
+    text = str(err.orig).lower()
+    if "foreign key" in text or "foreign_key" in text or "23503" in text:
+        return Conflict("it was changed or removed meanwhile: reload and try again")
+    if "unique" in text or "duplicate" in text:
+        # SQLite says "apps.space_id, apps.name", PostgreSQL "uq_apps_space_name".
+        found = re.search(r"(?:^|[^a-z])(" + "|".join(t for t, _ in TAKEN) + r")[._]", text)
+        return Conflict(dict(TAKEN)[found.group(1)] if found else
+                        "that value is already taken: choose another")
+    raise err
 
 
 def schema_state(url: str) -> tuple[str | None, str]:
@@ -100,14 +126,14 @@ class SqlUnitOfWork:
             self._conn.close()
             self._conn = None
         if isinstance(exc, IntegrityError):
-            raise Conflict("that name is already taken: choose another") from exc
+            raise conflict(exc) from exc
 
     def commit(self) -> None:
         assert self._conn is not None
         try:
             self._conn.commit()
         except IntegrityError as err:
-            raise Conflict("that name is already taken: choose another") from err
+            raise conflict(err) from err
         self._conn.begin()
 
 

@@ -1,4 +1,5 @@
-"""Running podman with Cove's own containers.conf (cgroupfs, runc, file events)."""
+"""The container engine's command runner: podman and buildah with Cove's own containers.conf
+(cgroupfs, runc, file events). The local pool, the builder and the registry use it."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ INIT_CANDIDATES = ("/usr/libexec/podman/catatonit", "/usr/bin/catatonit", "/usr/
 
 
 class EngineError(Exception):
-    def __init__(self, args: list[str], stderr: str) -> None:
-        super().__init__(f"podman {' '.join(args[:2])}: {stderr.strip()}")
+    def __init__(self, args: list[str], stderr: str, tool: str = "podman") -> None:
+        super().__init__(f"{tool} {' '.join(args[:2])}: {stderr.strip()}")
         self.stderr = stderr
 
 
@@ -51,6 +52,14 @@ class Engine:
         if check and proc.returncode != 0:
             raise EngineError(list(args), proc.stderr or proc.stdout)
         return proc
+
+    def buildah(self, *args: str, timeout: float = 3600) -> str:
+        """buildah with the same storage and settings; its output, or EngineError."""
+        proc = subprocess.run(["buildah", *args], capture_output=True, text=True,
+                              env=self.env, timeout=timeout)
+        if proc.returncode != 0:
+            raise EngineError(list(args), proc.stderr[-2000:], tool="buildah")
+        return proc.stdout
 
     def json(self, *args: str) -> Any:
         out = self.run(*args).stdout.strip()

@@ -1,0 +1,392 @@
+"""The embedded pool: apps as hardened containers on this machine, routed by Cove's nginx.
+
+It implements the Pool port like a Kubernetes cluster does, and does by itself what a
+cluster's controllers do there: a rollout starts the new instances, waits for their
+health checks (readiness), switches the route, drains and stops the old ones (a rolling
+update); a reconcile restarts crashed instances with exponential backoff (a kubelet's
+CrashLoopBackOff), adopts running ones after a restart and removes orphans. It works on
+the instance-level Runtime port (podman in production, a fake in unit tests).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from cove.domain.checks import PASS, WARN, Check
+from cove.domain.contract import app_env
+from cove.domain.errors import DeployFailed
+from cove.ports.pool import AppState, SpaceState
+from cove.ports.registry import Destination
+from cove.ports.router import HealthCheck, Route, Router
+from cove.ports.runtime import (
+    Inspectable,
+    Instance,
+    InstanceSpec,
+    LogLine,
+    Posture,
+    Runtime,
+)
+
+log = logging.getLogger(__name__)
+WEB = "web"
+MAX_BACKOFF = 60.0
+PROBE_TIMEOUT = 1.0  # a reconcile's health probe of an instance it did not start itself
+STABLE_AFTER = 60.0  # an instance up this long starts its next backoff from the beginning
+Key = tuple[str, str]  # (space, app)
+
+
+def specs_for(app: AppState) -> list[InstanceSpec]:
+    """The instances an app's state asks for, in a stable order (pure)."""
+    specs = []
+    for proc in app.processes:
+        env = {**app.config, **app_env(app.app, app.space, app.release, proc.name)}
+        for index in range(1, proc.count + 1):
+            specs.append(_spec(app, proc.name, index, proc.command, env, proc.size.memory_mb,
+                               proc.size.cpu_millis, proc.size.pids))
+    return specs
+
+
+def _spec(app: AppState, process: str, index: int, command: list[str] | None,
+          env: dict[str, str], memory_mb: int, cpu_millis: int, pids: int) -> InstanceSpec:
+    return InstanceSpec(space=app.space, app=app.app, app_id=app.app_id, process=process,
+                        index=index, release=app.release, image=app.image, command=command,
+                        env=env, memory_mb=memory_mb, cpu_millis=cpu_millis, pids=pids,
+                        run_as_uid=app.run_as_uid, tmp_size_mb=app.tmp_size_mb)
+
+
+@dataclass
+class Crash:
+    count: int  # crashes in a row
+    next_try: float | None  # when the pending restart is due; None once restarted
+    started: float = 0.0  # when it was last restarted
+
+
+class InstanceLogs(Protocol):
+    """What the pool needs of the log store: instance output per app, and a place for its
+    own events (restarts, crashes)."""
+
+    def record(self, app_id: int, text: str) -> None: ...
+    def read_instances(self, app_id: int, tail: int) -> list[LogLine]: ...
+    def follow_instances(self, app_id: int, tail: int,
+                         stop: float | None = None) -> Iterator[LogLine]: ...
+
+
+class LocalPool:
+    name: str = "local"
+    base_domain: str | None = None  # Cove's own: <app>-<space>.<COVE_BASE_DOMAIN>
+    registry: Destination | None = None  # images built here stay in this machine's store
+    takes_builds: bool = True
+    reconcile_interval: float = 0.0  # every tick: crashed instances restart within seconds
+
+    def __init__(self, runtime: Runtime, router: Router, health: HealthCheck,
+                 logs: InstanceLogs, *, drain_seconds: float = 1.0, grace_seconds: int = 10,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.runtime = runtime
+        self.router = router
+        self.health = health
+        self.log_store = logs
+        self.drain_seconds = drain_seconds
+        self.grace_seconds = grace_seconds
+        self.clock = clock
+        self.apps: dict[Key, AppState] = {}  # what this pool runs, as it was last told
+        self.busy: set[Key] = set()  # apps being deployed: their instances are not orphans
+        self.ready: set[str] = set()  # instances that passed their health check
+        self.crashes: dict[str, Crash] = {}
+        self._lock = threading.Lock()
+        self._routes_lock = threading.Lock()
+
+    # -- spaces -----------------------------------------------------------------------------
+
+    def provision_space(self, space: SpaceState) -> int:
+        self.runtime.ensure_space(space.name)
+        return 0
+
+    def remove_space(self, space: str) -> None:
+        """Every instance of the space (known to this pool or not), then its network."""
+        with self._lock:
+            for key in [k for k in self.apps if k[0] == space]:
+                del self.apps[key]
+        self._drain_and_stop([i.name for i in self.runtime.instances() if i.space == space])
+        self.sync_routes()
+        self.runtime.remove_space(space)
+
+    # -- apps -------------------------------------------------------------------------------
+
+    def deploy(self, app: AppState, previous: AppState | None, timeout: float) -> None:
+        """A new release: start its instances, health-check them, switch the route, drain
+        and stop the old ones. The same release with another formation or size converges
+        instance by instance, waiting for the new ones to be healthy."""
+        with self._lock:
+            self.busy.add(app.key)
+        try:
+            running = self.runtime.instances(app.app_id)
+            if previous is not None and previous.release == app.release:
+                with self._lock:
+                    self.apps[app.key] = app
+                self._converge(app, running, wait=True)
+                self.sync_routes()
+                return
+            self._start_healthy(specs_for(app), app)
+            with self._lock:
+                self.apps[app.key] = app
+            self.sync_routes()
+            old = [i.name for i in running if i.release != app.release]
+            if old:
+                time.sleep(self.drain_seconds)  # let requests in flight finish
+                self._stop_all(old)
+        finally:
+            with self._lock:
+                self.busy.discard(app.key)
+
+    def run_release_command(self, app: AppState, timeout: float) -> None:
+        """Like Heroku's release phase: once per new release, with the release's image and
+        config and the space's default size, before any of its instances start."""
+        once = app.release_command
+        if once is None:
+            return
+        env = {**app.config, **app_env(app.app, app.space, app.release, once.name)}
+        spec = _spec(app, once.name, 1, once.command, env, once.size.memory_mb,
+                     once.size.cpu_millis, once.size.pids)
+        self.log_store.record(app.app_id, f"running the release command of v{app.release}")
+        code, output = self.runtime.run_once(spec, timeout)
+        if code != 0:
+            last = next((line for line in reversed(output.splitlines()) if line.strip()),
+                        "no output")
+            raise DeployFailed(f"the release command failed (exit {code}): {last}; the "
+                               "previous release keeps serving")
+
+    def apply(self, app: AppState) -> int:
+        with self._lock:
+            self.apps[app.key] = app
+        changed = self._converge(app, self.runtime.instances(app.app_id), wait=False)
+        self.sync_routes()
+        return changed
+
+    def reconcile(self, apps: list[AppState]) -> int:
+        """Every app in one pass: one listing of the instances, not one per app."""
+        running = self.runtime.instances()  # before the apps: see _orphans
+        with self._lock:
+            for app in apps:
+                self.apps[app.key] = app
+        by_app: dict[int, list[Instance]] = {}
+        for inst in running:
+            by_app.setdefault(inst.app_id, []).append(inst)
+        changed = 0
+        for app in apps:
+            try:
+                changed += self._converge(app, by_app.get(app.app_id, []), wait=False)
+            except Exception:  # keep reconciling the other apps
+                log.exception("reconciling %s/%s failed", app.space, app.app)
+        orphans = self._orphans(running)
+        if orphans:
+            log.info("removing %d orphaned instances", len(orphans))
+            self._stop_all(orphans)
+        self.sync_routes()
+        return changed + len(orphans)
+
+    def _orphans(self, running: list[Instance]) -> list[str]:
+        """Instances of no app this pool runs. `running` was listed before this looks at
+        the apps, so an app deployed meanwhile is known (or busy) by now."""
+        with self._lock:
+            known = set(self.apps) | self.busy
+        return [i.name for i in running if (i.space, i.app) not in known]
+
+    def remove_app(self, space: str, app: str) -> None:
+        with self._lock:
+            state = self.apps.pop((space, app), None)
+        if state is not None:
+            names = [i.name for i in self.runtime.instances(state.app_id)]
+        else:
+            names = [i.name for i in self.runtime.instances() if (i.space, i.app) == (space, app)]
+        self._drain_and_stop(names)
+        self.sync_routes()
+
+    def instances(self, space: str, app: str | None = None) -> list[Instance]:
+        state = self.apps.get((space, app)) if app else None
+        found = self.runtime.instances(state.app_id) if state else [
+            i for i in self.runtime.instances()
+            if i.space == space and (app is None or i.app == app)]
+        with self._lock:
+            ready = set(self.ready)
+        for inst in found:
+            inst.labels = {**inst.labels, "ready": str(inst.name in ready).lower()}
+        return sorted(found, key=lambda i: (i.app, i.process, i.index))
+
+    def logs(self, space: str, app: str, tail: int, follow: bool,
+             stop: float | None = None) -> Iterator[LogLine]:
+        state = self.apps.get((space, app))
+        if state is None:
+            return iter([])
+        if follow:
+            return self.log_store.follow_instances(state.app_id, tail, stop)
+        return iter(self.log_store.read_instances(state.app_id, tail))
+
+    # -- what doctor reads back -------------------------------------------------------------
+
+    def posture(self, space: str, app: str) -> list[Posture]:
+        state = self.apps.get((space, app))
+        if state is None or not isinstance(self.runtime, Inspectable):
+            return []
+        return self.runtime.posture(state.app_id)
+
+    def space_checks(self, space: str) -> list[Check]:
+        admission = Check("space", "admission", PASS, "instances are specified by Cove only "
+                          "(restricted profile), never by the tenant",
+                          "a tenant must not ask for root, host paths or capabilities")
+        if not isinstance(self.runtime, Inspectable):
+            return [admission, Check("space", "network isolation", WARN, "this runtime "
+                                     "cannot report it", "unverified isolation",
+                                     "ask the operator")]
+        return [*self.runtime.space_checks(space), admission]
+
+    # -- converging one app -----------------------------------------------------------------
+
+    def _converge(self, app: AppState, running: list[Instance], wait: bool) -> int:
+        """Bring one app's instances in line with its state; return how many changed."""
+        wanted = {s.name: s for s in specs_for(app)}
+        by_name = {i.name: i for i in running}
+        to_stop = [n for n in by_name if n not in wanted]
+        to_start = []
+        for name, spec in wanted.items():
+            inst = by_name.get(name)
+            if inst is None:
+                to_start.append(spec)
+            elif inst.fingerprint != spec.fingerprint:
+                to_stop.append(name)  # e.g. a new size: replace it
+                to_start.append(spec)
+            elif inst.state != "running":
+                if self._crash_due(inst):
+                    to_stop.append(name)
+                    to_start.append(spec)
+            elif name not in self.ready:
+                self._probe(inst, app)
+        self._drain_and_stop(to_stop)
+        if to_start:
+            self._start(to_start, app, wait)
+        return len(to_stop) + len(to_start)
+
+    def _crash_due(self, inst: Instance) -> bool:
+        """Record a crash once, and say whether its backoff has passed."""
+        self._mark_ready(inst.name, False)
+        now = self.clock()
+        crash = self.crashes.get(inst.name)
+        if crash is None or crash.next_try is None:
+            in_a_row = crash is not None and now - crash.started < STABLE_AFTER
+            count = crash.count + 1 if crash is not None and in_a_row else 1
+            delay = min(2.0 ** (count - 1), MAX_BACKOFF)
+            self.crashes[inst.name] = Crash(count, now + delay)
+            self.log_store.record(inst.app_id, f"{inst.process}.{inst.index} exited with code "
+                             f"{inst.exit_code}; restarting in {delay:.0f}s")
+            return False
+        return now >= crash.next_try
+
+    def _start(self, specs: list[InstanceSpec], app: AppState, wait: bool) -> None:
+        for spec in specs:
+            crash = self.crashes.get(spec.name)
+            if crash is not None:
+                crash.next_try, crash.started = None, self.clock()
+        if wait:
+            self._start_healthy(specs, app)
+            return
+        for spec in specs:
+            try:
+                inst = self.runtime.start(spec)
+            except Exception as err:  # keep reconciling the other instances
+                log.warning("could not start %s: %s", spec.name, err)
+                continue
+            self._probe(inst, app)
+
+    def _start_healthy(self, specs: list[InstanceSpec], app: AppState) -> list[Instance]:
+        """Start every spec; web instances must pass the health check within the app's
+        timeout. On any failure every instance started here is stopped again, so nothing
+        half-deployed stays behind."""
+        started: list[Instance] = []
+        try:
+            for spec in specs:
+                started.append(self.runtime.start(spec))
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                checks = {inst.name: pool.submit(self._check, inst, app) for inst in started}
+                failures = {name: f.result() for name, f in checks.items() if f.result()}
+            if failures:
+                name, reason = next(iter(failures.items()))
+                raise DeployFailed(
+                    f"instance {name} never became healthy: {reason}. The previous release "
+                    f"keeps serving; check `cove logs {app.app}`, the app must answer HTTP on "
+                    f"$PORT at {app.health_path}")
+        except BaseException:
+            self._stop_all([i.name for i in started])
+            raise
+        for inst in started:
+            self._mark_ready(inst.name)
+        return started
+
+    def _check(self, inst: Instance, app: AppState) -> str | None:
+        if inst.process != WEB:
+            return None
+        if inst.address is None:
+            return "it has no network address (did it exit at once?)"
+        return self.health.wait_healthy(inst.address, app.health_path, app.health_timeout)
+
+    def _probe(self, inst: Instance, app: AppState) -> None:
+        if inst.process != WEB:
+            self._mark_ready(inst.name)
+            return
+        if inst.address and self.health.wait_healthy(
+                inst.address, app.health_path, PROBE_TIMEOUT) is None:
+            self._mark_ready(inst.name)
+
+    def _mark_ready(self, name: str, ready: bool = True) -> None:
+        with self._lock:
+            if ready:
+                self.ready.add(name)
+            else:
+                self.ready.discard(name)
+
+    def _drain_and_stop(self, names: list[str]) -> None:
+        """Take instances out of the router before stopping them, so no request fails."""
+        if not names:
+            return
+        with self._lock:
+            serving = [n for n in names if n in self.ready]
+            self.ready.difference_update(names)
+        if serving:
+            self.sync_routes()
+            time.sleep(self.drain_seconds)
+        self._stop_all(names)
+
+    def _stop_all(self, names: list[str]) -> None:
+        with self._lock:
+            self.ready.difference_update(names)
+        if not names:
+            return
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(lambda n: self.runtime.stop(n, self.grace_seconds), names))
+
+    # -- routing ----------------------------------------------------------------------------
+
+    def routes(self) -> list[Route]:
+        """One route per app: its hostnames to its ready web instances of its release."""
+        with self._lock:
+            apps = list(self.apps.values())
+            ready = set(self.ready)
+        by_app: dict[int, list[tuple[int, str]]] = {}
+        for inst in self.runtime.instances():
+            if inst.process == WEB and inst.name in ready and inst.address \
+                    and inst.state == "running":
+                by_app.setdefault(inst.app_id, []).append((inst.release, inst.address))
+        return [Route(app.app_id, app.hostnames,
+                      tuple(sorted(addr for rel, addr in by_app.get(app.app_id, [])
+                                   if rel == app.release)))
+                for app in sorted(apps, key=lambda a: a.app_id)]
+
+    def sync_routes(self) -> bool:
+        """Point the router at what should serve now; True if anything changed. Computing
+        and applying happen under one lock, so a stale computation never wins."""
+        with self._routes_lock:
+            return self.router.apply(self.routes())

@@ -1,0 +1,1 @@
+"""The command groups of `cove`, one module each."""
