@@ -103,11 +103,13 @@ class FakeResolver:
 class FakeRouter:
     routes: list[Route] = field(default_factory=list)
     applies: int = 0
+    history: list[list[Route]] = field(default_factory=list)  # every set of routes applied
 
     def apply(self, routes: list[Route]) -> bool:
         changed = routes != self.routes
         self.routes = routes
         self.applies += 1
+        self.history.append(routes)
         return changed
 
     def backends(self, app_id: int) -> tuple[str, ...]:
@@ -174,7 +176,7 @@ class FakePool:
                 for p in s.processes for i in range(1, p.count + 1)]
 
     def logs(self, space: str, app: str, tail: int, follow: bool,
-             stop: float | None = None) -> Iterator[LogLine]:
+             stop: float | None = None, app_id: int = 0) -> Iterator[LogLine]:
         return iter([])
 
 

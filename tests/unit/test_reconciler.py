@@ -64,9 +64,10 @@ def test_an_app_deployed_during_a_tick_is_not_taken_for_an_orphan(world: World) 
     converge = world.local._converge
     deployed: list[int] = []
 
-    def converge_while_someone_deploys(app: AppState, running: list[Instance],
-                                       wait: bool) -> int:
-        changed = converge(app, running, wait)
+    def converge_while_someone_deploys(app: AppState, running: list[Instance], wait: bool,
+                                       probes: list[tuple[Instance, AppState]] | None = None,
+                                       ) -> int:
+        changed = converge(app, running, wait, probes)
         if not deployed:  # a new app's first release lands while the tick runs
             apps.create_app(world.ctx, bob, "bob", "late")
             deployed.append(releases.deploy_image(world.ctx, bob, "bob", "late", IMAGE).app_id)

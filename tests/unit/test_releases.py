@@ -195,3 +195,56 @@ def test_a_failing_release_command_fails_the_deploy(world: World) -> None:
     assert view["process_types"] == ["web"] and view["release_command"] == "./migrate"
     with pytest.raises(Invalid, match="no process type 'release'"):
         releases.scale(world.ctx, a, "alice", "hello", {"release": (1, None)})
+
+
+def test_a_release_that_cannot_be_recorded_rolls_back_without_a_gap(
+        world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pool rolled v2 out, then the store refused to record it: v1 comes back healthy
+    before v2 leaves the route, so the app never stops answering."""
+    from cove.adapters.store.sql.repositories import SqlReleases
+
+    deployed(world)
+    before = len(world.router.history)
+
+    def refuse(self: SqlReleases, release: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(SqlReleases, "add", refuse)
+    with pytest.raises(RuntimeError, match="disk full"):
+        releases.deploy_image(world.ctx, alice(world), "alice", "hello", IMAGE2)
+    assert [i.release for i in world.runtime.instances()] == [1]
+    assert backends(world) == (world.runtime.instances()[0].address,)
+    served = [next(r.backends for r in routes if r.app_id == 1)
+              for routes in world.router.history[before:]]
+    assert served and all(served), served  # never a moment without a backend
+
+
+def test_a_domain_added_during_a_deploy_waits_for_it(world: World) -> None:
+    """Routing a new hostname must not converge the app to the release being replaced."""
+    import threading
+
+    deployed(world)
+    gate, checking = threading.Event(), threading.Event()
+    health = world.health.wait_healthy
+
+    def slow(address: str, path: str, timeout: float) -> str | None:
+        checking.set()
+        gate.wait(5)
+        return health(address, path, timeout)
+
+    world.health.wait_healthy = slow  # type: ignore[method-assign]
+    deploy = threading.Thread(target=releases.deploy_image,
+                              args=(world.ctx, alice(world), "alice", "hello", IMAGE2))
+    deploy.start()
+    assert checking.wait(5)  # v2 is being health-checked
+    adding = threading.Thread(target=apps.add_domain,
+                              args=(world.ctx, alice(world), "alice", "hello", "www.example.test"))
+    adding.start()
+    adding.join(0.3)
+    gate.set()
+    deploy.join(10)
+    adding.join(10)
+    [inst] = world.runtime.instances()
+    assert inst.release == 2 and backends(world) == (inst.address,)
+    [route] = world.router.routes
+    assert "www.example.test" in route.hostnames

@@ -103,8 +103,9 @@ class Pool(Protocol):
         ...
 
     def logs(self, space: str, app: str, tail: int, follow: bool,
-             stop: float | None = None) -> Iterator[LogLine]:
-        """The instances' output, oldest first; with follow, new lines until `stop`."""
+             stop: float | None = None, app_id: int = 0) -> Iterator[LogLine]:
+        """The instances' output, oldest first; with follow, new lines until `stop`.
+        `app_id` is Cove's id of the app (a pool may keep its logs by it)."""
         ...
 
 

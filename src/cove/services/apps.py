@@ -152,12 +152,15 @@ def destroy_app(ctx: Context, user: User, space_name: str, name: str) -> None:
 
 
 def _reroute(ctx: Context, space: Space, app: App) -> None:
-    """After a hostname change: the pool routes the app's new set of hostnames."""
-    with ctx.store.unit_of_work() as uow:
-        fresh = uow.apps.by_id(app.id)
-        state = current_state(ctx, uow, space, fresh) if fresh else None
-    if state is not None:
-        pool_of(ctx, space).apply(state)
+    """After a hostname change: the pool routes the app's new set of hostnames. Under the
+    app's lock, with its state read there: a deploy in progress finishes first, and an app
+    destroyed meanwhile stays destroyed."""
+    with ctx.locks.hold(app.id):
+        with ctx.store.unit_of_work() as uow:
+            fresh = uow.apps.by_id(app.id)
+            state = current_state(ctx, uow, space, fresh) if fresh else None
+        if state is not None:
+            pool_of(ctx, space).apply(state)
 
 
 def add_domain(ctx: Context, user: User, space_name: str, name: str, hostname: str) -> DomainName:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+import itertools
 import queue
 import threading
 from collections.abc import Iterator
@@ -21,14 +22,17 @@ def app_logs(ctx: Context, user: User, space_name: str, app_name: str, tail: int
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
     pool = pool_of(ctx, space)
-    if follow:
-        # Cove's events for the app are in its own log; the instances' come from the pool.
-        return _merge_live(ctx.logs.follow(app.id, 0, stop),
-                           pool.logs(space.name, app.name, tail, True, stop))
+    # Cove's events for the app are in its own log; the instances' output comes from the
+    # pool. The last `tail` lines of both, in time order, then (follow) both as they come.
     merged = list(heapq.merge(ctx.logs.read(app.id, tail),
-                              pool.logs(space.name, app.name, tail, False),
+                              pool.logs(space.name, app.name, tail, False, app_id=app.id),
                               key=lambda line: line.time))
-    return iter(merged[-tail:] if tail > 0 else [])
+    history = iter(merged[-tail:] if tail > 0 else [])
+    if not follow:
+        return history
+    return itertools.chain(history, _merge_live(
+        ctx.logs.follow(app.id, 0, stop),
+        pool.logs(space.name, app.name, 0, True, stop, app_id=app.id)))
 
 
 def _merge_live(*sources: Iterator[LogLine]) -> Iterator[LogLine]:

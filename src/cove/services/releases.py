@@ -46,7 +46,7 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
     Steps: validate and check quota -> the release command, if any -> the pool rolls
     out (new instances, health checks, the route, the old ones drained and stopped; a
     failed rollout is undone by the pool and changes nothing) -> record the release.
-    If recording fails, the pool is handed the previous state again.
+    If recording fails, the pool rolls back to the previous state.
     """
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
@@ -99,8 +99,10 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
                                "description": description})
                 uow.commit()
         except BaseException:
+            # Not recorded: roll the pool back to what the store says, the way it rolled
+            # forward (the previous release's instances start healthy before the switch).
             if previous is not None:
-                pool.apply(previous)
+                pool.deploy(previous, state, app.health_timeout + POOL_ROLLOUT_SLACK)
             else:
                 pool.remove_app(space.name, app.name)
             raise

@@ -293,7 +293,7 @@ class KubernetesCluster:
             return list(self.client.list(Pod, namespace=namespace_of(space), labels=labels))
 
     def logs(self, space: str, app: str, tail: int, follow: bool,
-             stop: float | None = None) -> Iterator[LogLine]:
+             stop: float | None = None, app_id: int = 0) -> Iterator[LogLine]:
         """Pod logs through the API server, merged across instances in time order."""
         ns = namespace_of(space)
         instances = self.instances(space, app)

@@ -178,11 +178,16 @@ class LocalPool:
         for inst in running:
             by_app.setdefault(inst.app_id, []).append(inst)
         changed = 0
+        probes: list[tuple[Instance, AppState]] = []
         for app in apps:
             try:
-                changed += self._converge(app, by_app.get(app.app_id, []), wait=False)
+                changed += self._converge(app, by_app.get(app.app_id, []), wait=False,
+                                          probes=probes)
             except Exception:  # keep reconciling the other apps
                 log.exception("reconciling %s/%s failed", app.space, app.app)
+        if probes:  # at once: the pass (and the apps' locks) must not wait a second per probe
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda probe: self._probe(*probe), probes))
         orphans = self._orphans(running)
         if orphans:
             log.info("removing %d orphaned instances", len(orphans))
@@ -219,13 +224,16 @@ class LocalPool:
         return sorted(found, key=lambda i: (i.app, i.process, i.index))
 
     def logs(self, space: str, app: str, tail: int, follow: bool,
-             stop: float | None = None) -> Iterator[LogLine]:
+             stop: float | None = None, app_id: int = 0) -> Iterator[LogLine]:
+        """What the instances wrote, kept by app id (also when no release ever ran: a
+        failed first deploy's crash output is what its user needs to read)."""
         state = self.apps.get((space, app))
-        if state is None:
+        app_id = app_id or (state.app_id if state else 0)
+        if not app_id:
             return iter([])
         if follow:
-            return self.log_store.follow_instances(state.app_id, tail, stop)
-        return iter(self.log_store.read_instances(state.app_id, tail))
+            return self.log_store.follow_instances(app_id, tail, stop)
+        return iter(self.log_store.read_instances(app_id, tail))
 
     # -- what doctor reads back -------------------------------------------------------------
 
@@ -247,8 +255,11 @@ class LocalPool:
 
     # -- converging one app -----------------------------------------------------------------
 
-    def _converge(self, app: AppState, running: list[Instance], wait: bool) -> int:
-        """Bring one app's instances in line with its state; return how many changed."""
+    def _converge(self, app: AppState, running: list[Instance], wait: bool,
+                  probes: list[tuple[Instance, AppState]] | None = None) -> int:
+        """Bring one app's instances in line with its state; return how many changed.
+        Health probes of instances not yet ready go to `probes` when given (the caller
+        runs them together), else they run here."""
         wanted = {s.name: s for s in specs_for(app)}
         by_name = {i.name: i for i in running}
         to_stop = [n for n in by_name if n not in wanted]
@@ -265,10 +276,13 @@ class LocalPool:
                     to_stop.append(name)
                     to_start.append(spec)
             elif name not in self.ready:
-                self._probe(inst, app)
+                if probes is None:
+                    self._probe(inst, app)
+                else:
+                    probes.append((inst, app))
         self._drain_and_stop(to_stop)
         if to_start:
-            self._start(to_start, app, wait)
+            self._start(to_start, app, wait, probes)
         return len(to_stop) + len(to_start)
 
     def _crash_due(self, inst: Instance) -> bool:
@@ -286,7 +300,8 @@ class LocalPool:
             return False
         return now >= crash.next_try
 
-    def _start(self, specs: list[InstanceSpec], app: AppState, wait: bool) -> None:
+    def _start(self, specs: list[InstanceSpec], app: AppState, wait: bool,
+               probes: list[tuple[Instance, AppState]] | None = None) -> None:
         for spec in specs:
             crash = self.crashes.get(spec.name)
             if crash is not None:
@@ -300,7 +315,10 @@ class LocalPool:
             except Exception as err:  # keep reconciling the other instances
                 log.warning("could not start %s: %s", spec.name, err)
                 continue
-            self._probe(inst, app)
+            if probes is None:
+                self._probe(inst, app)
+            else:
+                probes.append((inst, app))
 
     def _start_healthy(self, specs: list[InstanceSpec], app: AppState) -> list[Instance]:
         """Start every spec; web instances must pass the health check within the app's
