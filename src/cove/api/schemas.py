@@ -9,11 +9,28 @@ from pydantic import BaseModel, Field
 
 from cove.domain.checks import Check, worst
 from cove.domain.models import AuditEvent, Release
+from cove.domain.names import MAX_NAME, NAME_PATTERN
+from cove.services.accounts import MIN_PASSWORD
+from cove.services.apps import MAX_HEALTH_TIMEOUT
+
+
+def _documents(default: Any = ..., **schema: Any) -> Any:
+    """Describe a rule in the OpenAPI document that the domain enforces (with a message
+    that says what to do), without a second check here that would answer differently."""
+    return Field(default, json_schema_extra=schema)
+
+
+# The one name rule (domain.names), as the document tells clients.
+NAME = _documents(pattern=NAME_PATTERN, maxLength=MAX_NAME,
+                  description="lowercase letters, digits and single hyphens, starting with a "
+                              "letter; some names are reserved")
+HEALTH_PATH = _documents(None, pattern="^/[^ ]*$", maxLength=255)
+HEALTH_TIMEOUT = _documents(None, minimum=1, maximum=MAX_HEALTH_TIMEOUT)
 
 
 class SignupIn(BaseModel):
-    name: str
-    password: str
+    name: str = NAME
+    password: str = _documents(minLength=MIN_PASSWORD)
 
 
 class LoginIn(BaseModel):
@@ -23,19 +40,19 @@ class LoginIn(BaseModel):
 
 
 class SpaceIn(BaseModel):
-    name: str
+    name: str = NAME
     pool: str | None = None
 
 
 class AppIn(BaseModel):
-    name: str
-    health_path: str | None = None
-    health_timeout: int | None = None
+    name: str = NAME
+    health_path: str | None = HEALTH_PATH
+    health_timeout: int | None = HEALTH_TIMEOUT
 
 
 class AppPatch(BaseModel):
-    health_path: str | None = None
-    health_timeout: int | None = None
+    health_path: str | None = HEALTH_PATH
+    health_timeout: int | None = HEALTH_TIMEOUT
 
 
 class DeployIn(BaseModel):
@@ -53,7 +70,7 @@ class ConfigPatch(BaseModel):
 
 
 class ProcessPatch(BaseModel):
-    count: int | None = None
+    count: int | None = _documents(None, minimum=0)
     size: str | None = None
 
 

@@ -7,7 +7,8 @@ import re
 from cove.domain.contract import RESERVED_ENV
 from cove.domain.errors import Invalid
 
-_NAME = re.compile(r"^[a-z]([a-z0-9-]*[a-z0-9])?$")
+NAME_PATTERN = r"^[a-z]([a-z0-9-]*[a-z0-9])?$"
+_NAME = re.compile(NAME_PATTERN)
 _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_NAME = 30
