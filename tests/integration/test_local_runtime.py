@@ -100,7 +100,7 @@ def test_stop_sends_sigterm_and_logs_outlive_the_container(runtime: PodmanRuntim
     wait_until(lambda: httpx.get(f"http://{inst.address}/ping").status_code == 200, 10, "http")
     runtime.stop(inst.name, 5)
     assert runtime.instances() == []
-    text = [line.text for line in runtime.logs.read(inst.app_id, 100)]
+    text = [line.text for line in runtime.logs.read_instances(inst.app_id, 100)]
     assert any("GET /ping" in t for t in text)
     assert any("SIGTERM received" in t for t in text)
 
