@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cove.adapters.builder.stacks import Stack
+from tests.support.cove import CoveServer, make_server
 from tests.support.k8s import ControlPlane, start_control_plane
 from tests.support.services import (
     Postgres,
@@ -112,3 +113,12 @@ def stack(workdir: Path) -> Stack:
     if not stack_exists(engine):
         build_stack(engine, emit=lambda line: None)
     return Stack()
+
+
+@pytest.fixture(scope="session")
+def cove(workdir: Path, registry: Registry, private_registry: Registry) -> Iterator[CoveServer]:
+    """One Cove with the embedded defaults for the end-to-end and security suites."""
+    server = make_server(workdir / "e2e")
+    server.start()
+    yield server
+    server.teardown()

@@ -115,7 +115,8 @@ def build(settings: ServerSettings) -> Platform:
         api_hosts=tuple(dict.fromkeys((settings.base_domain, f"cove.{settings.base_domain}",
                                        "localhost", "127.0.0.1")))))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # health probes are not news
-    resolver = RegistryResolver(engine, settings.insecure_registries)
+    resolver = RegistryResolver(engine, settings.insecure_registries,
+                                local=settings.local_registries)
     local = LocalPool(runtime, router, HttpHealthCheck(), logs,
                       drain_seconds=settings.drain_seconds)
     ctx = Context(

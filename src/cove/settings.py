@@ -26,6 +26,9 @@ class ServerSettings:
     space_template: Path = DEFAULT_TEMPLATE
     signup_open: bool = True
     insecure_registries: tuple[str, ...] = ("localhost", "127.0.0.1")
+    # Registries on this machine's own addresses tenants may pull from (host:port); any
+    # other loopback or link-local registry is refused. `make run`'s registry by default.
+    local_registries: tuple[str, ...] = ("127.0.0.1:5000", "localhost:5000")
     pools_file: Path | None = None
     reconcile_interval: float = 2.0
     pool_reconcile_interval: float = 30.0
@@ -49,6 +52,9 @@ class ServerSettings:
             signup_open=e.get("COVE_SIGNUP", "open") != "closed",
             insecure_registries=tuple(
                 h.strip() for h in e.get("COVE_INSECURE_REGISTRIES", "localhost,127.0.0.1")
+                .split(",") if h.strip()),
+            local_registries=tuple(
+                h.strip() for h in e.get("COVE_LOCAL_REGISTRIES", "127.0.0.1:5000,localhost:5000")
                 .split(",") if h.strip()),
             pools_file=Path(e["COVE_POOLS"]) if e.get("COVE_POOLS") else None,
             reconcile_interval=float(e.get("COVE_RECONCILE_INTERVAL", "2")),

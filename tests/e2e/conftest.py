@@ -11,14 +11,6 @@ from tests.support.services import Registry
 
 
 @pytest.fixture(scope="session")
-def cove(workdir: Path, registry: object) -> Iterator[CoveServer]:
-    server = make_server(workdir / "e2e")
-    server.start()
-    yield server
-    server.teardown()
-
-
-@pytest.fixture(scope="session")
 def kcove(workdir: Path, control_plane: ControlPlane, registry: Registry
           ) -> Iterator[CoveServer]:
     """A Cove with a Kubernetes pool "k8s" (the test control plane) beside the local one."""

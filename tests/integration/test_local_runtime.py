@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -155,3 +156,46 @@ def test_the_pids_limit_stops_a_fork_bomb_inside_one_instance(runtime: PodmanRun
     lines = Path(f"/proc/{data['State']['Pid']}/cgroup").read_text().splitlines()
     path = next(line.split(":", 2)[2] for line in lines if ":pids:" in line)
     assert Path(f"/sys/fs/cgroup/pids{path}/pids.max").read_text().strip() == "16"
+
+
+class _HTTPServer6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
+def _link_local(interface: str) -> str | None:
+    """The host's IPv6 link-local address on an interface (from /proc/net/if_inet6)."""
+    for line in Path("/proc/net/if_inet6").read_text().splitlines():
+        address, _, _, scope, _, name = line.split()
+        if name == interface and scope == "20":  # 0x20: link scope
+            return ":".join(address[i:i + 4] for i in range(0, 32, 4))
+    return None
+
+
+def test_instances_do_not_reach_the_host_over_ipv6_either(runtime: PodmanRuntime,
+                                                          hello_image: str) -> None:
+    """The bridge has an IPv6 link-local address: a host service listening there must be
+    out of reach like on the IPv4 gateway (ip6tables guards it)."""
+    host_service = _HTTPServer6(("::", 0), SimpleHTTPRequestHandler)
+    threading.Thread(target=host_service.serve_forever, daemon=True).start()
+    try:
+        probe = runtime.start(spec(hello_image, space="alice", app="probe6"))
+        wait_until(lambda: httpx.get(f"http://{probe.address}/").status_code == 200, 10, "up")
+        bridge = runtime.engine.run("network", "inspect", "--format", "{{.NetworkInterface}}",
+                                    f"cove-{runtime.install}-alice").stdout.strip()
+        wait_until(lambda: _link_local(bridge) is not None, 10, "the bridge's IPv6 address")
+        address = _link_local(bridge)
+        port = host_service.server_address[1]
+        # the control: the host itself reaches the service on that address
+        family, kind, proto, _, where = socket.getaddrinfo(f"{address}%{bridge}", port,
+                                                           socket.AF_INET6,
+                                                           socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as conn:
+            conn.settimeout(5)
+            conn.connect(where)
+            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            assert conn.recv(12).startswith(b"HTTP/1.0 200")
+        answer = exec_in(runtime, probe.name, "/hello", "fetch",
+                         f"http://[{address}%25eth0]:{port}/")
+        assert "error" in answer, answer
+    finally:
+        host_service.shutdown()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.services import free_port, wait_until
+from tests.support.services import STARTED_REGISTRIES, free_port, wait_until
 
 
 @dataclass
@@ -132,9 +132,13 @@ def make_server(root: Path, **extra: str) -> CoveServer:
     home = root / "cove"
     home.mkdir(parents=True, exist_ok=True)
     router_port, api_port = free_port(), free_port()
+    # The session's registries are the operator's: tenants may pull from them, and from no
+    # other address of this machine.
     env = dict(os.environ, COVE_HOME=str(home), COVE_ROUTER_PORT=str(router_port),
                COVE_API_PORT=str(api_port), COVE_RECONCILE_INTERVAL="0.5",
-               COVE_DRAIN_SECONDS="1", COVE_POOL_RECONCILE_INTERVAL="1", **extra)
+               COVE_DRAIN_SECONDS="1", COVE_POOL_RECONCILE_INTERVAL="1",
+               COVE_LOCAL_REGISTRIES=",".join(STARTED_REGISTRIES))
+    env.update(extra)
     return CoveServer(home, router_port, api_port, env)
 
 

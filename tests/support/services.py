@@ -73,6 +73,9 @@ class Registry:
         self.proc.wait(10)
 
 
+STARTED_REGISTRIES: list[str] = []  # host:port of every test registry, for Cove's allowlist
+
+
 def start_registry(root: Path, htpasswd: Path | None = None) -> Registry:
     """Debian's docker-registry (distribution) on loopback, optionally with basic auth."""
     port = free_port()
@@ -87,6 +90,7 @@ def start_registry(root: Path, htpasswd: Path | None = None) -> Registry:
     log = (root / "registry.log").open("wb")
     proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=log)
     registry = Registry(f"127.0.0.1:{port}", proc, root)
+    STARTED_REGISTRIES.append(registry.host)
     wait_until(lambda: httpx.get(f"http://{registry.host}/v2/").status_code in (200, 401),
                10, "the registry")
     return registry

@@ -189,7 +189,7 @@ def test_a_failing_release_command_fails_the_deploy(world: World) -> None:
     world.runtime.once_exit_code = 0
     release = deploy_built_image(world.ctx, a, "alice", "hello", "build 2", DIGEST2, processes,
                                  "b")
-    assert release.version == 2 and any(n.endswith("release-1-v2") for n in
+    assert release.version == 2 and any(n.endswith("release_1_v2") for n in
                                         world.runtime.started)
     view = apps.show_app(world.ctx, a, "alice", "hello").as_dict()
     assert view["process_types"] == ["web"] and view["release_command"] == "./migrate"

@@ -61,8 +61,11 @@ class DeployIn(BaseModel):
     password: str | None = None
 
 
+MAX_INT = 2**31 - 1  # versions, numbers and counts are 32-bit in the store
+
+
 class RollbackIn(BaseModel):
-    version: int | None = None
+    version: int | None = Field(None, ge=1, le=MAX_INT)
 
 
 class ConfigPatch(BaseModel):
@@ -70,14 +73,14 @@ class ConfigPatch(BaseModel):
 
 
 class ProcessPatch(BaseModel):
-    count: int | None = _documents(None, minimum=0)
+    count: int | None = Field(None, ge=0, le=10_000)
     size: str | None = None
 
 
 class AutoscaleIn(BaseModel):
-    min: int
-    max: int
-    cpu_percent: int = 70
+    min: int = Field(ge=0, le=10_000)
+    max: int = Field(ge=1, le=10_000)
+    cpu_percent: int = Field(70, ge=1, le=100)
 
 
 class MemberIn(BaseModel):

@@ -59,3 +59,9 @@ class BuildFailed(CoveError):
     """The build ran and failed (or hit a limit); the previous release keeps serving."""
 
     code = "build_failed"
+
+
+class RouteRefused(Invalid):
+    """The router refused a configuration: nothing changed, the previous one serves."""
+
+    code = "route_refused"

@@ -33,6 +33,11 @@ def check_name(kind: str, name: str) -> str:
     return name
 
 
+# Names no tenant may route: this machine's own, names that never resolve publicly, and
+# reverse-DNS zones; IP addresses are refused as well (the last label is never numeric).
+RESERVED_DOMAINS = ("localhost", "invalid", "arpa", "local", "internal")
+
+
 def check_hostname(hostname: str) -> str:
     """Return a normalised custom domain, else raise Invalid."""
     host = hostname.strip().lower().rstrip(".")
@@ -43,6 +48,15 @@ def check_hostname(hostname: str) -> str:
         or not all(0 < len(label) <= 63 and _HOST_LABEL.match(label) for label in labels)
     ):
         raise Invalid(f"invalid domain {hostname!r}: give a hostname such as www.example.com")
+    return host
+
+
+def check_routable(host: str) -> str:
+    """A custom domain must be a public name: not an IP address, not a reserved name."""
+    last = host.rsplit(".", 1)[-1]
+    if last.isdigit() or last in RESERVED_DOMAINS:
+        raise Invalid(f"{host} cannot be an app's domain (an IP address, or a name reserved "
+                      "for this machine or for no one): give a domain you own")
     return host
 
 

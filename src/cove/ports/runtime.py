@@ -35,7 +35,9 @@ class InstanceSpec:
 
     @property
     def name(self) -> str:
-        return f"{self.space}-{self.app}-{self.process}-{self.index}-v{self.release}"
+        # "_" appears in no space, app or process name: the parts cannot be confused
+        # (with "-", space shop-alice + app my and space alice + app my-shop collided).
+        return f"{self.space}_{self.app}_{self.process}_{self.index}_v{self.release}"
 
     @property
     def fingerprint(self) -> str:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cove.domain.errors import Conflict, Invalid, NotFound
+from cove.domain.errors import Conflict, Invalid, NotFound, RouteRefused
 from cove.domain.models import App, DomainName, Release, Space, User
-from cove.domain.names import check_hostname, check_name
+from cove.domain.names import check_hostname, check_name, check_routable
 from cove.domain.procfile import RELEASE, process_types
 from cove.domain.quota import Usage, check_fits
 from cove.domain.roles import Action
 from cove.ports.runtime import Instance
+from cove.ports.store import UnitOfWork
 from cove.services.access import app_for, space_for
 from cove.services.context import Context
 from cove.services.forget import forget_app
@@ -28,15 +29,34 @@ def _check_health(path: str | None, timeout: int | None) -> None:
         raise Invalid(f"health check timeout must be 1-{MAX_HEALTH_TIMEOUT} seconds")
 
 
+def _check_address_is_free(uow: UnitOfWork, app: str, space: str) -> None:
+    """`<app>-<space>` must name one app only: app my in space shop-alice and app my-shop in
+    space alice would share my-shop-alice.<domain>, and the later one would take the
+    earlier one's traffic. Every other way to split the address is looked up."""
+    address = f"{app}-{space}"
+    for cut in (i for i, char in enumerate(address) if char == "-"):
+        other_app, other_space = address[:cut], address[cut + 1:]
+        if (other_app, other_space) == (app, space):
+            continue
+        found = uow.spaces.by_name(other_space)
+        if found is not None and uow.apps.get(found.id, other_app) is not None:
+            raise Conflict(f"the address {address} is taken by another space's app: choose "
+                           "another app name")
+
+
 def create_app(ctx: Context, user: User, space_name: str, name: str,
                health_path: str | None = None, health_timeout: int | None = None) -> App:
     check_name("app", name)
     _check_health(health_path, health_timeout)
     with ctx.store.unit_of_work() as uow:
         space, _ = space_for(uow, user, space_name, Action.DEPLOY)
+    with ctx.names_lock, ctx.quota.hold(space.id) as reserved, \
+            ctx.store.unit_of_work() as uow:
+        space, _ = space_for(uow, user, space_name, Action.DEPLOY)
         if uow.apps.get(space.id, name):
             raise Conflict(f"an app named {name!r} already exists in space {space_name!r}")
-        check_fits(template_of(space).quota, usage_of(uow, space) + Usage(apps=1),
+        _check_address_is_free(uow, name, space.name)
+        check_fits(template_of(space).quota, usage_of(uow, space) + reserved + Usage(apps=1),
                    f"creating app {name!r}")
         app = uow.apps.add(App(0, space.id, name, health_path=health_path or "/",
                                health_timeout=health_timeout or 30))
@@ -169,6 +189,7 @@ def add_domain(ctx: Context, user: User, space_name: str, name: str, hostname: s
         if host == base or host.endswith("." + base):
             raise Invalid(f"{host} is under Cove's own domain {base}: apps already get "
                           f"<app>-<space>.{base}; add a domain you own instead")
+    check_routable(host)
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, name, Action.DEPLOY)
         if uow.domains.by_hostname(host):
@@ -176,7 +197,15 @@ def add_domain(ctx: Context, user: User, space_name: str, name: str, hostname: s
         domain = uow.domains.add(app.id, host)
         uow.audit.add(space.id, user.name, "domain.add", name, {"domain": host})
         uow.commit()
-    _reroute(ctx, space, app)
+    try:
+        _reroute(ctx, space, app)
+    except RouteRefused:
+        # Only this request fails: the domain goes again, every other route is untouched.
+        with ctx.store.unit_of_work() as uow:
+            uow.domains.delete(domain.id)
+            uow.commit()
+        _reroute(ctx, space, app)
+        raise
     return domain
 
 

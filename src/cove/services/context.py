@@ -17,6 +17,7 @@ from cove.ports.registry import ImageResolver
 from cove.ports.repos import Repos
 from cove.ports.runtime import Logs
 from cove.ports.store import Store
+from cove.services.quota import QuotaLedger
 
 
 class AppLocks:
@@ -66,6 +67,9 @@ class Context:
     pools: dict[str, Pool]
     settings: Settings = field(default_factory=Settings)
     locks: AppLocks = field(default_factory=AppLocks)
+    quota: QuotaLedger = field(default_factory=QuotaLedger)
+    # New apps' addresses (<app>-<space>) are checked for clashes one at a time.
+    names_lock: threading.Lock = field(default_factory=threading.Lock)
     builder: Builder | None = None  # builds images from uploaded source
     repos: Repos | None = None  # one git repository per app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
 from cove.domain.errors import Invalid, NotFound
@@ -10,7 +11,7 @@ from cove.domain.formation import apply_autoscale, apply_scale, default_formatio
 from cove.domain.models import App, Autoscale, Process, Release, Space, User, now
 from cove.domain.names import check_config_key
 from cove.domain.procfile import process_types
-from cove.domain.quota import check_fits, formation_usage
+from cove.domain.quota import Usage, check_fits, formation_usage
 from cove.domain.roles import Action
 from cove.domain.template import SpaceTemplate
 from cove.ports.pool import Autoscaling, ReleaseCommands
@@ -22,19 +23,23 @@ from cove.services.pools import app_state, current_state, pool_of, unsupported
 from cove.services.spaces import template_of, usage_of
 
 MAX_CONFIG_VALUE = 32 * 1024
+MAX_CONFIG_TOTAL = 64 * 1024  # all of an app's config vars, names and values
+MAX_CONFIG_VARS = 200
 RELEASE_COMMAND_TIMEOUT = 600.0
 POOL_ROLLOUT_SLACK = 30  # seconds a cluster gets beyond the health timeout (scheduling, pulls)
 
 
 def _fits(uow: UnitOfWork, space: Space, app: App, formation: dict[str, Process],
-          what: str) -> None:
-    """Refuse before anything starts if the space's quota cannot hold the new formation."""
+          reserved: Usage, what: str) -> Usage:
+    """Refuse before anything starts if the space's quota cannot hold the new formation;
+    return what it adds to the space. Call it holding the space's quota lock."""
     tpl = template_of(space)
-    # The space as it is, with this app's formation swapped for the new one. During a
-    # rollout old and new instances overlap briefly; the quota counts the steady state.
-    total = (usage_of(uow, space) - formation_usage(tpl, app.formation)
-             + formation_usage(tpl, formation))
-    check_fits(tpl.quota, total, what)
+    # The space as it is (and what deploys in flight will add), with this app's formation
+    # swapped for the new one. During a rollout old and new instances overlap briefly;
+    # the quota counts the steady state.
+    added = formation_usage(tpl, formation) - formation_usage(tpl, app.formation)
+    check_fits(tpl.quota, usage_of(uow, space) + reserved + added, what)
+    return added
 
 
 def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image: str | None,
@@ -50,8 +55,8 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
     """
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
-    with ctx.locks.hold(app.id):
-        with ctx.store.unit_of_work() as uow:
+    with ctx.locks.hold(app.id), ExitStack() as reservation:
+        with ctx.quota.hold(space.id) as reserved, ctx.store.unit_of_work() as uow:
             space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
             current = uow.releases.get(app.id, app.release_version) if app.release_version else None
             if digest is None or processes is None:
@@ -62,7 +67,9 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
             assert image is not None
             tpl = template_of(space)
             formation = default_formation(tpl, process_types(processes), app.formation)
-            _fits(uow, space, app, formation, f"deploying {app_name!r}")
+            added = _fits(uow, space, app, formation, reserved, f"deploying {app_name!r}")
+            # Counted in the space until the release is recorded (or fails).
+            reservation.enter_context(ctx.quota.reserve(space.id, added))
             version = uow.releases.latest_version(app.id) + 1
             cfg = dict(app.config if config is None else config)
             candidate = Release(0, app.id, version, image, digest, cfg, dict(processes),
@@ -148,6 +155,12 @@ def set_config(ctx: Context, user: User, space_name: str, app_name: str,
                 config.pop(key, None)
             else:
                 config[key] = value
+        total = sum(len(k.encode()) + len(v.encode()) for k, v in config.items())
+        if len(config) > MAX_CONFIG_VARS or total > MAX_CONFIG_TOTAL:
+            raise Invalid(f"an app's config holds at most {MAX_CONFIG_VARS} vars and "
+                          f"{MAX_CONFIG_TOTAL // 1024} KiB in all (this change makes "
+                          f"{len(config)} vars, {total // 1024} KiB): keep large data in files "
+                          "or a backing service")
         if app.release_version is None:
             app.config = config
             uow.apps.save(app)
@@ -223,15 +236,16 @@ def _change_formation(ctx: Context, user: User, space_name: str,
                       change: FormationChange) -> dict[str, Process]:
     """Check the new formation against the quota, record it, and roll it out (or undo it)."""
     with ctx.store.unit_of_work() as uow:
-        _, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
+        space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
     with ctx.locks.hold(app.id):
-        with ctx.store.unit_of_work() as uow:
+        # The quota check and the write it allows, under the space's lock.
+        with ctx.quota.hold(space.id) as reserved, ctx.store.unit_of_work() as uow:
             space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)
             release = uow.releases.get(app.id, app.release_version) if app.release_version else None
             if release is None:
                 raise Invalid(f"app {app_name!r} has no release yet: deploy it before {what}")
             formation = change(template_of(space), app.formation, release)
-            _fits(uow, space, app, formation, f"{what} {app_name!r}")
+            _fits(uow, space, app, formation, reserved, f"{what} {app_name!r}")
             previous = app.formation
             app.formation = formation
             uow.apps.save(app)

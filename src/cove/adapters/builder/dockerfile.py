@@ -21,6 +21,9 @@ from dataclasses import dataclass
 
 from cove.domain.errors import Invalid
 
+# ADD's sources that are fetched rather than copied: URLs and git repositories.
+REMOTE = re.compile(r"(^|[\s\"'\[,])([a-z][a-z0-9+.-]*://|git@)", re.I)
+
 SCOPE_LABEL = "cove.build-scope"
 _DIRECTIVE = re.compile(r"^#\s*(\w+)\s*=\s*(\S+)\s*$")
 
@@ -56,6 +59,10 @@ def guard_dockerfile(text: str, scope: str, policy: BasePolicy) -> Guarded:
             for flag in _flags(rest):
                 if flag.startswith("--from="):
                     _stage_only(flag.removeprefix("--from="), stages, f"{keyword} --from")
+            if keyword == "ADD" and REMOTE.search(rest):
+                raise Invalid("Dockerfile: ADD of a URL or a git repository is fetched by "
+                                  "the build host, outside the build's network: download it in "
+                                  "a RUN step (curl, git clone) instead")
         elif keyword == "RUN":
             for flag in _flags(rest):
                 if flag.startswith("--mount="):

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
+import re
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -46,13 +49,49 @@ def repository_of(image: str) -> str:
     return name
 
 
+REFUSED = ("is on an address of this machine or its link: only registries the operator "
+           "lists (COVE_LOCAL_REGISTRIES) may be used there")
+
+
+def _on_this_host(host: str) -> bool:
+    """Whether a registry host is (or resolves to) a loopback, link-local or unspecified
+    address: this machine's own services and the cloud's metadata endpoint."""
+    try:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False  # cannot resolve: skopeo says so in the user's terms
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if ip.is_loopback or ip.is_link_local or ip.is_unspecified or (
+                ip.version == 6 and ip.ipv4_mapped is not None
+                and (ip.ipv4_mapped.is_loopback or ip.ipv4_mapped.is_link_local)):
+            return True
+    return False
+
+
 class RegistryResolver:
     def __init__(self, engine: Engine, insecure: tuple[str, ...] = ("localhost", "127.0.0.1"),
-                 skopeo: str = "skopeo", timeout: float = 120) -> None:
+                 skopeo: str = "skopeo", timeout: float = 120,
+                 local: tuple[str, ...] | None = None) -> None:
         self.engine = engine
         self.insecure = insecure
         self.skopeo = skopeo
         self.timeout = timeout
+        # host:port of registries on this machine that tenants may use (None: any, for
+        # callers that are the operator, not a tenant).
+        self.local = local
+
+    def check_registry(self, image: str) -> None:
+        """Refuse a registry on this machine unless listed, with one answer for every port,
+        so image references cannot map the host's services."""
+        if self.local is None:
+            return
+        registry = registry_of(image)
+        host = registry.rsplit(":", 1)[0] if not registry.endswith("]") else registry
+        host = host.strip("[]")
+        if registry in self.local or not _on_this_host(host):
+            return
+        raise ImageError(f"the registry of image {image} {REFUSED}", code="registry_refused")
 
     def _tls_verify(self, image: str) -> str:
         host = registry_of(image).split(":", 1)[0]
@@ -76,6 +115,7 @@ class RegistryResolver:
     def resolve(self, image: str, credentials: Credentials | None = None) -> str:
         if image.startswith("-") or "://" in image:
             raise Invalid(f"{image!r} is not a valid image reference: use registry/name:tag")
+        self.check_registry(image)
         tls = self._tls_verify(image)
         with self._authfile(image, credentials) as auth:
             try:
@@ -118,9 +158,11 @@ class RegistryResolver:
 
 
 def _classify(image: str, stderr: str) -> Exception:
-    text = stderr.lower()
+    # The reference itself is left out of what is searched (a port such as :36401 must not
+    # read as HTTP 401), and needles match whole words only.
+    text = stderr.lower().replace(image.lower(), " ").replace(registry_of(image).lower(), " ")
     for needles, code, advice in _ERRORS:
-        if any(n in text for n in needles):
+        if any(re.search(rf"(?<![\w.:]){re.escape(n)}(?![\w])", text) for n in needles):
             if code is None:
                 return Invalid(f"{image!r} {advice}")
             return ImageError(f"image {image} {advice}", code=code)

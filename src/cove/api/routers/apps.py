@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
 from cove.api.deps import ERRORS, Ctx, Me
@@ -58,10 +59,10 @@ def instances(ctx: Ctx, space: str, app: str, user: Me) -> list[InstanceOut]:
 @router.get("/{app}/logs", response_class=StreamingResponse,
             responses={200: {"content": {"text/plain": {}},
                              "description": "`<time> <source>: <text>` lines"}})
-def logs(ctx: Ctx, space: str, app: str, user: Me, tail: int = 100,
-         follow: bool = False, seconds: float | None = None) -> StreamingResponse:
+def logs(ctx: Ctx, space: str, app: str, user: Me,
+         tail: Annotated[int, Query(ge=0, le=MAX_LOG_TAIL)] = 100, follow: bool = False,
+         seconds: Annotated[float | None, Query(gt=0, le=86_400)] = None) -> StreamingResponse:
     """The app's output and Cove's events about it; with follow, new lines as they come."""
-    tail = max(0, min(tail, MAX_LOG_TAIL))
     stop = time.monotonic() + seconds if seconds else None
     lines = app_logs(ctx, user, space, app, tail, follow, stop)
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, BinaryIO, cast
+from typing import Annotated, Any, BinaryIO, cast
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cove.api.deps import ERRORS, Ctx, Me, closing, event_stream, spooled
-from cove.api.schemas import BuildOut, StackOut
+from cove.api.schemas import MAX_INT, BuildOut, StackOut
 from cove.domain.events import MEDIA_TYPE
 from cove.services import builds, stacks
 
@@ -44,7 +44,8 @@ def list_builds(ctx: Ctx, space: str, app: str, user: Me) -> list[BuildOut]:
 
 @router.get("/spaces/{space}/apps/{app}/builds/{number}/log", response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "the output"}})
-def build_log(ctx: Ctx, space: str, app: str, number: int, user: Me) -> Response:
+def build_log(ctx: Ctx, space: str, app: str,
+              number: Annotated[int, Path(ge=1, le=MAX_INT)], user: Me) -> Response:
     return Response(builds.build_log(ctx, user, space, app, number),
                     media_type="text/plain; charset=utf-8")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
 
 from cove.api.deps import ERRORS, Ctx, Me
 from cove.api.schemas import (
@@ -73,8 +75,9 @@ def remove_member(ctx: Ctx, space: str, member: str, user: Me) -> Response:
 
 
 @router.get("/{space}/audit")
-def audit(ctx: Ctx, space: str, user: Me, limit: int = 100) -> list[AuditOut]:
-    found = spaces.audit_log(ctx, user, space, max(1, min(limit, 1000)))
+def audit(ctx: Ctx, space: str, user: Me,
+          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[AuditOut]:
+    found = spaces.audit_log(ctx, user, space, limit)
     return [AuditOut.model_validate(audit_dict(a)) for a in found]
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from cove.adapters.router.nginx.render import CHECK_HOST, RouterConfig, generation_of, render
+from cove.domain.errors import RouteRefused
 from cove.ports.router import Route
 
 
@@ -53,8 +54,10 @@ class NginxRouter:
                 candidate = self.conf.with_suffix(".new")
                 candidate.write_text(text)
                 test = self._nginx("-t", "-q", conf=candidate)
-                if test.returncode != 0:
-                    raise NginxError(f"rendered nginx config is invalid: {test.stderr.strip()}")
+                if test.returncode != 0:  # nothing is replaced: the running config serves on
+                    candidate.unlink(missing_ok=True)
+                    raise RouteRefused("the router refused the new routes, nothing changed: "
+                                       f"{test.stderr.strip()[-300:]}")
                 candidate.replace(self.conf)
             pid = self.pid()
             if pid is None:

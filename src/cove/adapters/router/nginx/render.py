@@ -61,7 +61,8 @@ def render(config: RouterConfig, routes: list[Route]) -> str:
         "    access_log off;",
         "    server_tokens off;",
         "    default_type text/plain;",
-        "    server_names_hash_bucket_size 128;",
+        # A bucket must hold the longest name DNS allows (253): tenants' domains can be.
+        "    server_names_hash_bucket_size 512;",
         "    server_names_hash_max_size 65536;",
         "    client_max_body_size 512m;",
         f"    client_body_temp_path {p}/tmp/body;",

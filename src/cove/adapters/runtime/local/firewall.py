@@ -60,3 +60,26 @@ class HostFirewall:
         """Drop the chain once no bridge jumps to it any more."""
         self._ipt("-F", self.chain)
         self._ipt("-X", self.chain)
+
+
+class HostFirewalls:
+    """The guard for IPv4 and for IPv6: a space's bridge also has an IPv6 link-local
+    address, and the host's services listening there must be as far out of reach."""
+
+    def __init__(self, install: str) -> None:
+        self.each = (HostFirewall(install, "iptables"), HostFirewall(install, "ip6tables"))
+
+    def guard(self, interface: str) -> None:
+        for firewall in self.each:
+            firewall.guard(interface)
+
+    def guards(self, interface: str) -> bool:
+        return all(firewall.guards(interface) for firewall in self.each)
+
+    def release(self, interface: str) -> None:
+        for firewall in self.each:
+            firewall.release(interface)
+
+    def remove(self) -> None:
+        for firewall in self.each:
+            firewall.remove()

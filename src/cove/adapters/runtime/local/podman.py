@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cove.adapters.engine import Engine, EngineError
-from cove.adapters.runtime.local.firewall import HostFirewall
+from cove.adapters.runtime.local.firewall import HostFirewalls
 from cove.adapters.runtime.local.spec import (
     LABEL,
     container_name,
@@ -36,7 +36,7 @@ class PodmanRuntime:
                  grace_seconds: int = 10) -> None:
         self.engine = engine
         self.install = install
-        self.firewall = HostFirewall(install)
+        self.firewall = HostFirewalls(install)
         self.logs = logs
         self.grace_seconds = grace_seconds
 

@@ -260,22 +260,25 @@ class LocalPool:
         """Bring one app's instances in line with its state; return how many changed.
         Health probes of instances not yet ready go to `probes` when given (the caller
         runs them together), else they run here."""
-        wanted = {s.name: s for s in specs_for(app)}
-        by_name = {i.name: i for i in running}
-        to_stop = [n for n in by_name if n not in wanted]
+        # Matched by what an instance is, not by its container's name (names changed once:
+        # instances named the older way are adopted, not restarted).
+        wanted = {(s.process, s.index, s.release): s for s in specs_for(app)}
+        by_key = {(i.process, i.index, i.release): i for i in running}
+        to_stop = [i.name for key, i in by_key.items() if key not in wanted]
+        to_stop += [i.name for i in running if by_key[(i.process, i.index, i.release)] is not i]
         to_start = []
-        for name, spec in wanted.items():
-            inst = by_name.get(name)
+        for key, spec in wanted.items():
+            inst = by_key.get(key)
             if inst is None:
                 to_start.append(spec)
             elif inst.fingerprint != spec.fingerprint:
-                to_stop.append(name)  # e.g. a new size: replace it
+                to_stop.append(inst.name)  # e.g. a new size: replace it
                 to_start.append(spec)
             elif inst.state != "running":
                 if self._crash_due(inst):
-                    to_stop.append(name)
+                    to_stop.append(inst.name)
                     to_start.append(spec)
-            elif name not in self.ready:
+            elif inst.name not in self.ready:
                 if probes is None:
                     self._probe(inst, app)
                 else:
@@ -398,10 +401,17 @@ class LocalPool:
             if inst.process == WEB and inst.name in ready and inst.address \
                     and inst.state == "running":
                 by_app.setdefault(inst.app_id, []).append((inst.release, inst.address))
-        return [Route(app.app_id, app.hostnames,
-                      tuple(sorted(addr for rel, addr in by_app.get(app.app_id, [])
-                                   if rel == app.release)))
-                for app in sorted(apps, key=lambda a: a.app_id)]
+        routes: list[Route] = []
+        claimed: set[str] = set()
+        for app in sorted(apps, key=lambda a: a.app_id):
+            # A hostname routes to one app only, the one that had it first (services refuse
+            # clashes; this keeps a clash that slipped through from taking traffic).
+            hosts = tuple(h for h in app.hostnames if h not in claimed)
+            claimed.update(hosts)
+            routes.append(Route(app.app_id, hosts,
+                                tuple(sorted(addr for rel, addr in by_app.get(app.app_id, [])
+                                             if rel == app.release))))
+        return routes
 
     def sync_routes(self) -> bool:
         """Point the router at what should serve now; True if anything changed. Computing
