@@ -171,6 +171,16 @@ def _link_local(interface: str) -> str | None:
     return None
 
 
+def _answers(address: str, interface: str, port: int) -> bool:
+    family, kind, proto, _, where = socket.getaddrinfo(f"{address}%{interface}", port,
+                                                       socket.AF_INET6, socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as conn:
+        conn.settimeout(5)
+        conn.connect(where)
+        conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        return conn.recv(12).startswith(b"HTTP/1.0 200")
+
+
 def test_instances_do_not_reach_the_host_over_ipv6_either(runtime: PodmanRuntime,
                                                           hello_image: str) -> None:
     """The bridge has an IPv6 link-local address: a host service listening there must be
@@ -185,15 +195,9 @@ def test_instances_do_not_reach_the_host_over_ipv6_either(runtime: PodmanRuntime
         wait_until(lambda: _link_local(bridge) is not None, 10, "the bridge's IPv6 address")
         address = _link_local(bridge)
         port = host_service.server_address[1]
-        # the control: the host itself reaches the service on that address
-        family, kind, proto, _, where = socket.getaddrinfo(f"{address}%{bridge}", port,
-                                                           socket.AF_INET6,
-                                                           socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as conn:
-            conn.settimeout(5)
-            conn.connect(where)
-            conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
-            assert conn.recv(12).startswith(b"HTTP/1.0 200")
+        # the control: the host itself reaches the service on that address (once the
+        # address has passed duplicate detection: it is tentative for a moment)
+        wait_until(lambda: _answers(address, bridge, port), 15, "the host over IPv6")
         answer = exec_in(runtime, probe.name, "/hello", "fetch",
                          f"http://[{address}%25eth0]:{port}/")
         assert "error" in answer, answer
