@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import secrets
 from dataclasses import dataclass
@@ -131,5 +132,6 @@ def build(settings: ServerSettings) -> Platform:
                           signup_open=settings.signup_open,
                           drain_seconds=settings.drain_seconds,
                           pool_reconcile_interval=settings.pool_reconcile_interval,
-                          api_url=f"http://127.0.0.1:{settings.api_port}"))
+                          api_url=f"http://127.0.0.1:{settings.api_port}",
+                          token_lifetime=dt.timedelta(days=settings.token_days)))
     return Platform(ctx, Reconciler(ctx), router, runtime, local, store, settings)

@@ -36,6 +36,7 @@ class ServerSettings:
     build_image: str = BUILD_IMAGE
     run_image: str = RUN_IMAGE
     debian_mirror: str = "http://deb.debian.org/debian"
+    token_days: float = 30.0  # how long a login's API token lasts
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServerSettings:
@@ -63,4 +64,5 @@ class ServerSettings:
             build_image=e.get("COVE_BUILD_IMAGE") or cls.build_image,
             run_image=e.get("COVE_RUN_IMAGE") or cls.run_image,
             debian_mirror=e.get("COVE_DEBIAN_MIRROR") or cls.debian_mirror,
+            token_days=float(e.get("COVE_TOKEN_DAYS", "30")),
         )

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.support.cove import CliUser, CoveServer, make_server
-from tests.support.services import Postgres, Registry, free_port
+from tests.support.services import Postgres, Registry, free_port, wait_until
 
 
 def api_error(response: httpx.Response) -> tuple[int, str, str]:
@@ -272,3 +272,36 @@ def test_instances_of_look_alike_apps_keep_apart(cove: CoveServer, registry: Reg
     for user, app, extra in ((one, "a-b", ()), (two, "b", ("--space", "lk-a"))):
         states = user.run("ps", app, "--json", *extra).stdout
         assert states.count('"up"') == 2, (app, states)
+
+
+# -- idle streams do not starve the API ------------------------------------------------------
+
+def test_idle_log_streams_neither_starve_the_api_nor_pile_up(cove: CoveServer,
+                                                             registry: Registry) -> None:
+    """48 idle `logs -f` from six tenants (more than the API's worker threads): every other
+    request still answers, and a ninth stream of one tenant is refused."""
+    users = [cove.tenant(f"idle{n}", "app") for n in range(6)]
+    clients = [httpx.Client(base_url=cove.url, timeout=10,
+                            headers={"Authorization": f"Bearer {u.token}"}) for u in users]
+    streams = []
+    try:
+        for client, user in zip(clients, users, strict=True):
+            for _ in range(8):
+                stream = client.stream("GET", f"/v1/spaces/{user.name}/apps/app/logs",
+                                       params={"follow": "true", "tail": 0})
+                response = stream.__enter__()
+                assert response.status_code == 200
+                streams.append(stream)
+        me = clients[0].get("/v1/me")  # would wait for a free worker: there is none
+        assert me.status_code == 200 and me.json()["name"] == "idle0"
+        ninth = clients[0].get("/v1/spaces/idle0/apps/app/logs", params={"follow": "true"})
+        assert ninth.status_code == 429 and api_error(ninth)[1] == "rate_limited"
+    finally:
+        for stream in streams:
+            stream.__exit__(None, None, None)
+        for client in clients:
+            client.close()
+    # Closed streams give their slots back (once the server has seen the clients go).
+    with users[0].api() as api:
+        wait_until(lambda: api.get("/v1/spaces/idle0/apps/app/logs",
+                                   params={"tail": 1}).status_code == 200, 10, "a free slot")

@@ -11,7 +11,7 @@ from cove.domain.errors import DeployFailed, ImageError
 from cove.ports.pool import AppState, Autoscaling, Pool, SpaceState
 from cove.ports.registry import Credentials, Destination, ImageResolver
 from cove.ports.router import HealthCheck, Route, Router
-from cove.ports.runtime import Instance, InstanceSpec, LogLine, Logs, Runtime
+from cove.ports.runtime import Instance, InstanceSpec, LogLine, Logs, Runtime, Stop
 
 
 @dataclass
@@ -67,14 +67,14 @@ class FakeLogs:
         now = dt.datetime.now(dt.UTC)
         return [LogLine(now, "cove", t) for t in self.lines.get(app_id, [])][-tail:]
 
-    def follow(self, app_id: int, tail: int, stop: float | None = None) -> Iterator[LogLine]:
+    def follow(self, app_id: int, tail: int, stop: Stop | None = None) -> Iterator[LogLine]:
         yield from self.read(app_id, tail)
 
     def read_instances(self, app_id: int, tail: int) -> list[LogLine]:
         return []
 
     def follow_instances(self, app_id: int, tail: int,
-                         stop: float | None = None) -> Iterator[LogLine]:
+                         stop: Stop | None = None) -> Iterator[LogLine]:
         return iter([])
 
     def record(self, app_id: int, text: str) -> None:
@@ -176,7 +176,7 @@ class FakePool:
                 for p in s.processes for i in range(1, p.count + 1)]
 
     def logs(self, space: str, app: str, tail: int, follow: bool,
-             stop: float | None = None, app_id: int = 0) -> Iterator[LogLine]:
+             stop: Stop | None = None, app_id: int = 0) -> Iterator[LogLine]:
         return iter([])
 
 

@@ -110,3 +110,24 @@ def test_space_names_cannot_collide_and_are_limited_per_user(world: World) -> No
         spaces.create_space(world.ctx, alice, f"team-{n}")
     with pytest.raises(QuotaExceeded, match="spaces"):
         spaces.create_space(world.ctx, alice, "one-too-many")
+
+
+def test_login_failures_are_throttled_per_account_and_address() -> None:
+    from cove.domain.errors import RateLimited
+    from cove.services.throttle import PER_ACCOUNT, PER_ADDRESS, WINDOW, LoginThrottle
+
+    clock = [0.0]
+    throttle = LoginThrottle(lambda: clock[0])
+    for _ in range(PER_ACCOUNT):
+        throttle.check("alice", "10.0.0.1")
+        throttle.failed("alice", "10.0.0.1")
+    with pytest.raises(RateLimited, match="this account"):
+        throttle.check("alice", "10.0.0.9")  # from anywhere
+    throttle.check("bob", "10.0.0.1")  # others are not locked out
+    for n in range(PER_ADDRESS):
+        throttle.failed(f"user{n}", "10.0.0.2")
+    with pytest.raises(RateLimited, match="your address"):
+        throttle.check("carol", "10.0.0.2")
+    clock[0] += WINDOW + 1  # failures age out
+    throttle.check("alice", "10.0.0.1")
+    throttle.check("carol", "10.0.0.2")

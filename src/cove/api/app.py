@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from cove import __version__
 from cove.api import errors
 from cove.api.routers import accounts, apps, builds, git, releases, spaces
+from cove.api.streams import StreamLimits
 from cove.services.context import Context
 
 
@@ -15,6 +16,7 @@ def create_api(ctx: Context) -> FastAPI:
     api = FastAPI(title="Cove", version=__version__,
                   description="Cove's REST API: spaces, apps, releases, config, scale, logs.")
     api.state.ctx = ctx
+    api.state.streams = StreamLimits()
     errors.install(api)
 
     @api.get("/healthz", include_in_schema=False)

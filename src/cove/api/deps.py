@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import base64
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import StreamingResponse
 
 from cove.api.schemas import ErrorOut
+from cove.api.streams import pumped
 from cove.domain.errors import Invalid, Unauthorized
 from cove.domain.events import MEDIA_TYPE, Event, encode
 from cove.domain.models import User
@@ -29,6 +31,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "no such object among those you may see"},
     409: {"model": ErrorOut, "description": "conflicts with what exists"},
     422: {"model": ErrorOut, "description": "invalid input, or a deploy or build that failed"},
+    429: {"model": ErrorOut, "description": "too many at once or too fast: wait and retry"},
 }
 
 
@@ -80,11 +83,14 @@ async def spooled(request: Request, limit: int = MAX_UPLOAD) -> Any:
     return body
 
 
-def event_stream(events: Iterator[Event]) -> StreamingResponse:
+def event_stream(events: Iterator[Event], release: Callable[[], None] = lambda: None
+                 ) -> StreamingResponse:
     """A build's or a stack build's output as it comes, then its result: one JSON event
-    a line (application/x-ndjson)."""
-    return StreamingResponse((encode(event).encode() + b"\n" for event in events),
-                             media_type=MEDIA_TYPE)
+    a line (application/x-ndjson), from a thread of its own (see api.streams)."""
+    def produce(stopped: threading.Event) -> Iterator[bytes]:
+        return (encode(event).encode() + b"\n" for event in events)
+
+    return StreamingResponse(pumped(produce, release), media_type=MEDIA_TYPE)
 
 
 def closing(resource: Any, chunks: Iterator[T]) -> Iterator[T]:

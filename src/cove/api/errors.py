@@ -20,6 +20,7 @@ STATUS: dict[type[e.CoveError], int] = {
     e.DeployFailed: 422,
     e.ImageError: 422,
     e.BuildFailed: 422,
+    e.RateLimited: 429,
 }
 
 

@@ -104,6 +104,22 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
+class PasswordIn(BaseModel):
+    current: str
+    new: str = _documents(minLength=MIN_PASSWORD)
+
+
+class PasswordOut(BaseModel):
+    tokens_ended: int = Field(description="your other API tokens, ended with the change")
+
+
+class TokenInfoOut(BaseModel):
+    id: int
+    description: str
+    created_at: str
+    expires_at: str
+
+
 class SignupOut(BaseModel):
     user: str
     space: str = Field(description="the new user's personal space")

@@ -65,3 +65,9 @@ class RouteRefused(Invalid):
     """The router refused a configuration: nothing changed, the previous one serves."""
 
     code = "route_refused"
+
+
+class RateLimited(CoveError):
+    """Too many at once or too fast (streams, logins): wait, then try again."""
+
+    code = "rate_limited"

@@ -20,6 +20,16 @@ class User:
     created_at: dt.datetime = field(default_factory=now)
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """An API token as its owner sees it (the token itself is shown once, at login)."""
+
+    id: int
+    description: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+
+
 @dataclass
 class Space:
     id: int

@@ -13,6 +13,14 @@ _HOST_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 _CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_NAME = 30
 RESERVED = frozenset({"cove", "admin", "api", "git", "www", "default", "system", "root"})
+# User and space names also name hosts, namespaces and people: none may pass for the
+# platform, a system service, another host or a system account.
+RESERVED_ACCOUNTS = RESERVED | frozenset({
+    "administrator", "localhost", "nginx", "postgres", "postgresql", "mysql", "redis",
+    "registry", "docker", "podman", "kubernetes", "kube", "kube-system", "kube-public",
+    "kube-node-lease", "ingress-nginx", "builds", "console", "docs", "metrics", "status",
+    "mail", "smtp", "ns1", "ns2", "support", "security", "nobody", "daemon", "bin", "sys",
+    "postmaster", "hostmaster", "webmaster"})
 # Cove sets these itself; letting a tenant override them would lie to the app.
 RESERVED_CONFIG = RESERVED_ENV
 
@@ -28,7 +36,7 @@ def check_name(kind: str, name: str) -> str:
             f"invalid {kind} name {name!r}: use 1-{MAX_NAME} lowercase letters, digits and single "
             "hyphens, starting with a letter and not ending with a hyphen"
         )
-    if name in RESERVED:
+    if name in (RESERVED_ACCOUNTS if kind in ("user", "space") else RESERVED):
         raise Invalid(f"{kind} name {name!r} is reserved: choose another")
     return name
 

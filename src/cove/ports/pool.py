@@ -20,7 +20,7 @@ from cove.domain.roles import Role
 from cove.domain.sizes import Size
 from cove.domain.template import SpaceTemplate
 from cove.ports.registry import Destination
-from cove.ports.runtime import Instance, LogLine, Posture
+from cove.ports.runtime import Instance, LogLine, Posture, Stop
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class Pool(Protocol):
         ...
 
     def logs(self, space: str, app: str, tail: int, follow: bool,
-             stop: float | None = None, app_id: int = 0) -> Iterator[LogLine]:
+             stop: Stop | None = None, app_id: int = 0) -> Iterator[LogLine]:
         """The instances' output, oldest first; with follow, new lines until `stop`.
         `app_id` is Cove's id of the app (a pool may keep its logs by it)."""
         ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -86,11 +86,16 @@ class Runtime(Protocol):
         ...
 
 
+# Asked between lines of a followed stream: True ends it (its client went away, or its
+# time is up).
+Stop = Callable[[], bool]
+
+
 class Logs(Protocol):
     """Optional capability: recent and streaming logs of an app."""
 
     def read(self, app_id: int, tail: int) -> list[LogLine]: ...
-    def follow(self, app_id: int, tail: int, stop: float | None = None) -> Iterator[LogLine]: ...
+    def follow(self, app_id: int, tail: int, stop: Stop | None = None) -> Iterator[LogLine]: ...
     def record(self, app_id: int, text: str) -> None: ...
     def forget(self, app_id: int) -> None: ...
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from cove.domain.errors import Conflict, Forbidden, Invalid, Unauthorized
-from cove.domain.models import Space, User
+from cove.domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from cove.domain.models import Space, TokenInfo, User, now
 from cove.domain.names import check_name
 from cove.domain.roles import Role
 from cove.domain.template import template_record
+from cove.ports.store import UnitOfWork
 from cove.services.context import Context
 from cove.services.pools import provision
 
@@ -47,17 +48,27 @@ def signup(ctx: Context, name: str, password: str, *, by: User | None = None,
     return user, space
 
 
-def login(ctx: Context, name: str, password: str, description: str = "cli") -> str:
-    """Check a password and issue a new API token (shown once, stored hashed)."""
-    with ctx.store.unit_of_work() as uow:
+def login(ctx: Context, name: str, password: str, description: str = "cli",
+          address: str = "") -> str:
+    """Check a password and issue a new API token (shown once, stored hashed). Failures
+    are throttled per account and per address before any password is checked."""
+    ctx.logins.check(name, address)
+    with ctx.logins.checking(), ctx.store.unit_of_work() as uow:
         user = uow.users.by_name(name)
         # Verify against a dummy hash for unknown users so timing does not reveal names.
         stored = user.password_hash if user else _DUMMY.get(ctx)
         if not ctx.hasher.verify(stored, password) or user is None:
+            ctx.logins.failed(name, address)
             raise Unauthorized("wrong user name or password")
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        uow.tokens.add(user.id, token_hash(token), description[:255])
+        token = _issue(ctx, uow, user, description)
         uow.commit()
+    return token
+
+
+def _issue(ctx: Context, uow: UnitOfWork, user: User, description: str) -> str:
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    uow.tokens.add(user.id, token_hash(token), description[:255],
+                   now() + ctx.settings.token_lifetime)
     return token
 
 
@@ -69,10 +80,39 @@ def logout(ctx: Context, token: str) -> None:
 
 def authenticate(ctx: Context, token: str) -> User:
     with ctx.store.unit_of_work() as uow:
-        user = uow.tokens.user_for(token_hash(token))
+        user = uow.tokens.user_for(token_hash(token), now(), ctx.settings.token_lifetime)
     if user is None:
         raise Unauthorized("invalid or expired token: run `cove login`")
     return user
+
+
+def tokens(ctx: Context, user: User) -> list[TokenInfo]:
+    with ctx.store.unit_of_work() as uow:
+        return uow.tokens.of_user(user.id)
+
+
+def revoke(ctx: Context, user: User, token_id: int) -> None:
+    """End one of your own tokens (another user's is not found)."""
+    with ctx.store.unit_of_work() as uow:
+        if not uow.tokens.delete_id(user.id, token_id):
+            raise NotFound(f"you have no token {token_id}: `cove auth tokens` lists yours")
+        uow.commit()
+
+
+def change_password(ctx: Context, user: User, token: str, old: str, new: str) -> int:
+    """Set a new password (knowing the old one); every other token of the user ends, so a
+    stolen one stops working. Return how many ended."""
+    _check_password(new)
+    ctx.logins.check(user.name, "")
+    with ctx.logins.checking(), ctx.store.unit_of_work() as uow:
+        fresh = uow.users.get(user.id)
+        if fresh is None or not ctx.hasher.verify(fresh.password_hash, old):
+            ctx.logins.failed(user.name, "")
+            raise Forbidden("the current password is wrong")
+        uow.users.set_password(user.id, ctx.hasher.hash(new))
+        ended = uow.tokens.delete_others(user.id, token_hash(token))
+        uow.commit()
+    return ended
 
 
 class _Dummy:

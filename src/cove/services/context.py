@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from cove.ports.repos import Repos
 from cove.ports.runtime import Logs
 from cove.ports.store import Store
 from cove.services.quota import QuotaLedger
+from cove.services.throttle import LoginThrottle
 
 
 class AppLocks:
@@ -54,6 +56,7 @@ class Settings:
     stop_grace_seconds: int = 10
     pool_reconcile_interval: float = 30.0  # how often clusters are checked for drift
     api_url: str = "http://127.0.0.1:8081"  # the API itself, for git push hooks
+    token_lifetime: dt.timedelta = dt.timedelta(days=30)  # a login's API token lasts this
 
 
 @dataclass
@@ -70,6 +73,7 @@ class Context:
     quota: QuotaLedger = field(default_factory=QuotaLedger)
     # New apps' addresses (<app>-<space>) are checked for clashes one at a time.
     names_lock: threading.Lock = field(default_factory=threading.Lock)
+    logins: LoginThrottle = field(default_factory=LoginThrottle)
     builder: Builder | None = None  # builds images from uploaded source
     repos: Repos | None = None  # one git repository per app
 

@@ -10,14 +10,14 @@ from collections.abc import Iterator
 
 from cove.domain.models import User
 from cove.domain.roles import Action
-from cove.ports.runtime import LogLine
+from cove.ports.runtime import LogLine, Stop
 from cove.services.access import app_for
 from cove.services.context import Context
 from cove.services.pools import pool_of
 
 
 def app_logs(ctx: Context, user: User, space_name: str, app_name: str, tail: int,
-             follow: bool, stop: float | None = None) -> Iterator[LogLine]:
+             follow: bool, stop: Stop | None = None) -> Iterator[LogLine]:
     """Developers may read logs (they can hold secrets); viewers may not."""
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, app_name, Action.DEPLOY)

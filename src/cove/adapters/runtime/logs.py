@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from cove.ports.runtime import LogLine
+from cove.ports.runtime import LogLine, Stop
 
 MAX_FILES_PER_APP = 40
 EVENTS = "cove.log"
@@ -64,11 +64,11 @@ class FileLogs:
         """What the app's instances wrote (the local pool's logs)."""
         return self._read(app_id, tail, events=False)
 
-    def follow(self, app_id: int, tail: int, stop: float | None = None) -> Iterator[LogLine]:
+    def follow(self, app_id: int, tail: int, stop: Stop | None = None) -> Iterator[LogLine]:
         return self._follow(app_id, tail, stop, events=True)
 
     def follow_instances(self, app_id: int, tail: int,
-                         stop: float | None = None) -> Iterator[LogLine]:
+                         stop: Stop | None = None) -> Iterator[LogLine]:
         return self._follow(app_id, tail, stop, events=False)
 
     def _read(self, app_id: int, tail: int, events: bool) -> list[LogLine]:
@@ -79,12 +79,12 @@ class FileLogs:
         lines.sort(key=lambda line: line.time)
         return lines[-tail:] if tail > 0 else []
 
-    def _follow(self, app_id: int, tail: int, stop: float | None,
+    def _follow(self, app_id: int, tail: int, stop: Stop | None,
                 events: bool) -> Iterator[LogLine]:
         """Yield the last `tail` lines, then new ones as they are written (until `stop`)."""
         yield from self._read(app_id, tail, events)
         offsets = {p: p.stat().st_size for p in self._files(self._dir(app_id), events)}
-        while stop is None or time.monotonic() < stop:
+        while stop is None or not stop():
             fresh: list[LogLine] = []
             directory = self.root / str(app_id)
             if not directory.exists():

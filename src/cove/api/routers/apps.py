@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from cove.api.deps import ERRORS, Ctx, Me
 from cove.api.schemas import AppIn, AppOut, AppPatch, DoctorOut, DomainIn, DomainOut, InstanceOut
+from cove.api.streams import pumped
 from cove.services import apps, doctor
 from cove.services.logs import app_logs
 
@@ -59,19 +62,30 @@ def instances(ctx: Ctx, space: str, app: str, user: Me) -> list[InstanceOut]:
 @router.get("/{app}/logs", response_class=StreamingResponse,
             responses={200: {"content": {"text/plain": {}},
                              "description": "`<time> <source>: <text>` lines"}})
-def logs(ctx: Ctx, space: str, app: str, user: Me,
-         tail: Annotated[int, Query(ge=0, le=MAX_LOG_TAIL)] = 100, follow: bool = False,
-         seconds: Annotated[float | None, Query(gt=0, le=86_400)] = None) -> StreamingResponse:
-    """The app's output and Cove's events about it; with follow, new lines as they come."""
-    stop = time.monotonic() + seconds if seconds else None
-    lines = app_logs(ctx, user, space, app, tail, follow, stop)
+async def logs(ctx: Ctx, space: str, app: str, user: Me, request: Request,
+               tail: Annotated[int, Query(ge=0, le=MAX_LOG_TAIL)] = 100, follow: bool = False,
+               seconds: Annotated[float | None, Query(gt=0, le=86_400)] = None
+               ) -> StreamingResponse:
+    """The app's output and Cove's events about it; with follow, new lines as they come
+    (at most a few streams per user at once)."""
+    deadline = time.monotonic() + seconds if seconds else None
+    release = request.app.state.streams.take(user.id)
+    try:
+        def produce(stopped: threading.Event) -> Iterator[bytes]:
+            def stop() -> bool:
+                return stopped.is_set() or (deadline is not None
+                                            and time.monotonic() > deadline)
 
-    def body() -> Iterator[bytes]:
-        for line in lines:
-            stamp = line.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            yield f"{stamp} {line.source}: {line.text}\n".encode()
+            for line in app_logs(ctx, user, space, app, tail, follow, stop):
+                stamp = line.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                yield f"{stamp} {line.source}: {line.text}\n".encode()
 
-    return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
+        # Access is checked before the answer starts: a refusal is a plain error.
+        await run_in_threadpool(app_logs, ctx, user, space, app, 0, False)
+    except BaseException:
+        release()
+        raise
+    return StreamingResponse(pumped(produce, release), media_type="text/plain; charset=utf-8")
 
 
 @router.get("/{app}/domains")

@@ -26,10 +26,15 @@ EVENTS: dict[int | str, dict[str, Any]] = {200: {
 async def push(ctx: Ctx, space: str, app: str, request: Request, user: Me) -> StreamingResponse:
     """Upload a (gzipped) tarball of source; the response streams the build, then its
     result (the new release on success)."""
-    upload = await spooled(request)
-    events = await run_in_threadpool(builds.push_source, ctx, user, space, app,
-                                     cast(BinaryIO, upload))
-    return event_stream(closing(upload, events))
+    release = request.app.state.streams.take(user.id)
+    try:
+        upload = await spooled(request)
+        events = await run_in_threadpool(builds.push_source, ctx, user, space, app,
+                                         cast(BinaryIO, upload))
+    except BaseException:
+        release()
+        raise
+    return event_stream(closing(upload, events), release)
 
 
 @router.get("/spaces/{space}/apps/{app}/builds")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from typing import BinaryIO, cast
 
 from fastapi import APIRouter, Request, Response
@@ -9,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from cove.api.deps import Ctx, closing, spooled, token_of
+from cove.api.streams import pumped
 from cove.services import accounts, sources
 
 router = APIRouter(include_in_schema=False)
@@ -23,8 +26,17 @@ async def git(ctx: Ctx, space: str, app: str, path: str, request: Request) -> Re
                         401, headers={"WWW-Authenticate": 'Basic realm="cove"'})
     token = token_of(authorization)
     user = await run_in_threadpool(accounts.authenticate, ctx, token)
-    body = await spooled(request)
-    answer = await run_in_threadpool(
-        sources.serve_git, ctx, user, token, space, app, request.method, path,
-        request.url.query, request.headers.get("content-type", ""), cast(BinaryIO, body))
-    return StreamingResponse(closing(body, answer.body), answer.status, headers=answer.headers)
+    release = request.app.state.streams.take(user.id)
+    try:
+        body = await spooled(request)
+        answer = await run_in_threadpool(
+            sources.serve_git, ctx, user, token, space, app, request.method, path,
+            request.url.query, request.headers.get("content-type", ""), cast(BinaryIO, body))
+    except BaseException:
+        release()
+        raise
+
+    def produce(stopped: threading.Event) -> Iterator[bytes]:
+        return closing(body, answer.body)
+
+    return StreamingResponse(pumped(produce, release), answer.status, headers=answer.headers)

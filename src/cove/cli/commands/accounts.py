@@ -18,6 +18,7 @@ from cove.cli.client import ApiError, Client, Profile
 from cove.cli.errors import CliError
 from cove.cli.output import (
     emit_json,
+    render,
 )
 
 
@@ -78,3 +79,31 @@ def auth_token() -> None:
     if not token:
         raise CliError("not logged in: run `cove login`")
     typer.echo(token)
+
+
+@auth_cmd.command("tokens")
+def auth_tokens(json_: Json = False) -> None:
+    """List your API tokens (where you logged in) and when each expires."""
+    found = client().request("GET", "/v1/tokens")
+    render(found, json_, title="API tokens",
+           rows=[(t["id"], t["description"], t["created_at"][:19], t["expires_at"][:19])
+                 for t in found],
+           headings=("id", "description", "created", "expires"))
+
+
+@auth_cmd.command("revoke")
+def auth_revoke(token_id: Annotated[int, typer.Argument(help="the id `cove auth tokens` shows")]
+                ) -> None:
+    """End one of your API tokens (e.g. one on a lost laptop)."""
+    client().request("DELETE", f"/v1/tokens/{token_id}")
+    typer.echo(f"Revoked token {token_id}")
+
+
+@auth_cmd.command("passwd")
+def auth_passwd(password_stdin: PasswordStdin = False) -> None:
+    """Change your password; your other API tokens end (this one stays logged in).
+    With --password-stdin: the current password, then the new one, a line each."""
+    current = password(password_stdin, "Current password: ")
+    new = password(password_stdin, "New password: ", confirm=True)
+    result = client().request("PUT", "/v1/me/password", json={"current": current, "new": new})
+    typer.echo(f"Password changed; {result['tokens_ended']} other tokens ended")

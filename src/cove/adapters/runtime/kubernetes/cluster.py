@@ -54,7 +54,7 @@ from cove.domain.errors import (
 )
 from cove.ports.pool import AppState, SpaceState
 from cove.ports.registry import Destination
-from cove.ports.runtime import Instance, LogLine, Posture
+from cove.ports.runtime import Instance, LogLine, Posture, Stop
 
 FIELD_MANAGER = "cove"
 HTTPRoute = create_namespaced_resource("gateway.networking.k8s.io", "v1", "HTTPRoute",
@@ -293,7 +293,7 @@ class KubernetesCluster:
             return list(self.client.list(Pod, namespace=namespace_of(space), labels=labels))
 
     def logs(self, space: str, app: str, tail: int, follow: bool,
-             stop: float | None = None, app_id: int = 0) -> Iterator[LogLine]:
+             stop: Stop | None = None, app_id: int = 0) -> Iterator[LogLine]:
         """Pod logs through the API server, merged across instances in time order."""
         ns = namespace_of(space)
         instances = self.instances(space, app)
@@ -324,7 +324,7 @@ class KubernetesCluster:
 
         for inst in instances:
             threading.Thread(target=pump, args=(inst,), daemon=True).start()
-        while stop is None or time.monotonic() < stop:
+        while stop is None or not stop():
             try:
                 yield lines.get(timeout=0.2)
             except queue.Empty:

@@ -31,6 +31,7 @@ from cove.ports.runtime import (
     LogLine,
     Posture,
     Runtime,
+    Stop,
 )
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class InstanceLogs(Protocol):
     def record(self, app_id: int, text: str) -> None: ...
     def read_instances(self, app_id: int, tail: int) -> list[LogLine]: ...
     def follow_instances(self, app_id: int, tail: int,
-                         stop: float | None = None) -> Iterator[LogLine]: ...
+                         stop: Stop | None = None) -> Iterator[LogLine]: ...
 
 
 class LocalPool:
@@ -224,7 +225,7 @@ class LocalPool:
         return sorted(found, key=lambda i: (i.app, i.process, i.index))
 
     def logs(self, space: str, app: str, tail: int, follow: bool,
-             stop: float | None = None, app_id: int = 0) -> Iterator[LogLine]:
+             stop: Stop | None = None, app_id: int = 0) -> Iterator[LogLine]:
         """What the instances wrote, kept by app id (also when no release ever ran: a
         failed first deploy's crash output is what its user needs to read)."""
         state = self.apps.get((space, app))

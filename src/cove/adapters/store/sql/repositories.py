@@ -18,6 +18,7 @@ from cove.domain.models import (
     Process,
     Release,
     Space,
+    TokenInfo,
     User,
     now,
 )
@@ -83,19 +84,48 @@ class SqlUsers(_Repo):
     def count(self) -> int:
         return int(self.conn.execute(sa.select(sa.func.count()).select_from(t.users)).scalar_one())
 
+    def set_password(self, user_id: int, password_hash: str) -> None:
+        self.conn.execute(t.users.update().where(t.users.c.id == user_id)
+                          .values(password_hash=password_hash))
+
 
 class SqlTokens(_Repo):
-    def add(self, user_id: int, token_hash: str, description: str) -> None:
+    def add(self, user_id: int, token_hash: str, description: str,
+            expires_at: dt.datetime) -> None:
         self.conn.execute(t.tokens.insert().values(
-            user_id=user_id, token_hash=token_hash, description=description, created_at=now()))
+            user_id=user_id, token_hash=token_hash, description=description, created_at=now(),
+            expires_at=expires_at))
 
-    def user_for(self, token_hash: str) -> User | None:
-        row = self._one(sa.select(t.users).join(t.tokens, t.tokens.c.user_id == t.users.c.id)
+    def user_for(self, token_hash: str, now: dt.datetime,
+                 lifetime: dt.timedelta) -> User | None:
+        row = self._one(sa.select(t.users, t.tokens.c.created_at.label("token_created"),
+                                  t.tokens.c.expires_at)
+                        .join(t.tokens, t.tokens.c.user_id == t.users.c.id)
                         .where(t.tokens.c.token_hash == token_hash))
-        return _user(row) if row else None
+        if row is None:
+            return None
+        expires = _utc(row["expires_at"]) if row["expires_at"] else \
+            _utc(row["token_created"]) + lifetime
+        return _user(row) if now < expires else None
+
+    def of_user(self, user_id: int) -> list[TokenInfo]:
+        rows = self.conn.execute(t.tokens.select().where(t.tokens.c.user_id == user_id)
+                                 .order_by(t.tokens.c.id)).mappings()
+        return [TokenInfo(r["id"], r["description"], _utc(r["created_at"]),
+                          _utc(r["expires_at"] or r["created_at"])) for r in rows]
 
     def delete(self, token_hash: str) -> None:
         self.conn.execute(t.tokens.delete().where(t.tokens.c.token_hash == token_hash))
+
+    def delete_id(self, user_id: int, token_id: int) -> bool:
+        done = self.conn.execute(t.tokens.delete().where(t.tokens.c.id == token_id,
+                                                         t.tokens.c.user_id == user_id))
+        return bool(done.rowcount)
+
+    def delete_others(self, user_id: int, keep_hash: str) -> int:
+        done = self.conn.execute(t.tokens.delete().where(t.tokens.c.user_id == user_id,
+                                                         t.tokens.c.token_hash != keep_hash))
+        return int(done.rowcount)
 
 
 class SqlSpaces(_Repo):

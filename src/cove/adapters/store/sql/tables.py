@@ -23,6 +23,7 @@ tokens = sa.Table(
     sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
     sa.Column("description", sa.String(255), nullable=False),
     sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=True),  # NULL: made before tokens expired
 )
 
 spaces = sa.Table(
