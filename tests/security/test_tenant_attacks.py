@@ -305,3 +305,34 @@ def test_idle_log_streams_neither_starve_the_api_nor_pile_up(cove: CoveServer,
     with users[0].api() as api:
         wait_until(lambda: api.get("/v1/spaces/idle0/apps/app/logs",
                                    params={"tail": 1}).status_code == 200, 10, "a free slot")
+
+
+# -- builds cannot reach the build host ------------------------------------------------------
+
+@pytest.mark.parametrize("mount, refusal", [
+    # CVE-2024-1753, as reproduced: a stage's symlink to / mounted the host's root
+    ("type=bind,from=base,source=/rootdir,destination=/exploit,rw",
+     "RUN --mount=type=bind is not available"),
+    # the same through the build context: its link is refused with the upload already
+    ("type=bind,source=link,destination=/exploit,rw",
+     "links may not point to absolute paths"),
+])
+def test_a_build_cannot_mount_the_hosts_root(cove: CoveServer, busybox_ref: str,
+                                            tmp_path: Path, mount: str, refusal: str) -> None:
+    """A stage (or the context) holds a symlink to /; a bind mount of it would mount the
+    build host's root, writable, into the step (buildah 1.28)."""
+    marker = Path(f"/cove-breakout-{tmp_path.name}")
+    user = cove.users.get("breaker") or cove.tenant("breaker", "esc")
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "link").symlink_to("/")
+    (source / "Dockerfile").write_text(
+        f"FROM {busybox_ref} AS base\nRUN ln -s / /rootdir\n"
+        f"FROM {busybox_ref}\n"
+        f"RUN --mount={mount} touch /exploit{marker} && ls /exploit/etc\n")
+    try:
+        out = user.run("push", "esc", str(source), ok=False)
+        assert refusal in out.stdout + out.stderr
+        assert not marker.exists()
+    finally:
+        marker.unlink(missing_ok=True)

@@ -38,8 +38,8 @@ def test_every_stage_gets_the_spaces_cache_label_and_registry_bases_are_pinned()
 
 
 def test_scratch_stages_and_indexes_need_no_registry() -> None:
-    lines = guard("FROM scratch AS a\nFROM a\nCOPY --from=0 /x /x\n"
-                  "RUN --mount=type=bind,from=a,source=/,target=/a true\n")
+    lines = guard("FROM scratch AS a\nFROM a\nCOPY --from=0 /x /x\nCOPY --from=a /y /y\n"
+                  "RUN --mount=type=tmpfs,target=/scratch true\n")
     assert lines[0] == "FROM scratch AS a" and lines[2] == "FROM a"
 
 
@@ -53,6 +53,19 @@ def test_scratch_stages_and_indexes_need_no_registry() -> None:
     ("FROM scratch\nRUN --mount=type=cache,target=/root/.cache true\n", "type=cache"),
     ("FROM scratch\nRUN --mount=type=bind,from=localhost/x:1,target=/x true\n",
      "name an earlier stage"),
+    # CVE-2024-1753: a bind mount from a stage whose source is a symlink to / mounted the
+    # build host's root; every bind mount goes, from a stage or from the context.
+    ("FROM scratch AS base\nRUN ln -s / /rootdir\nFROM scratch\n"
+     "RUN --mount=type=bind,from=base,source=/rootdir,destination=/exploit,rw true\n",
+     "type=bind is not available"),
+    ("FROM scratch\nRUN --mount=source=/,target=/host true\n", "type=bind is not available"),
+    ("FROM scratch\nRUN --mount=type=bind,source=.,target=/ctx true\n",
+     "type=bind is not available"),
+    # CVE-2024-9407: options passed through to mount(2)
+    ("FROM scratch\nRUN --mount=type=tmpfs,target=/t,bind-propagation=rshared true\n",
+     "option bind-propagation is not available"),
+    ("FROM scratch\nRUN --mount=type=secret,id=x true\n", "type=secret is not available"),
+    ("FROM scratch\nRUN --mount=type=ssh true\n", "type=ssh is not available"),
     ("FROM\n", "FROM needs an image"),
     ("FROM a b c d\n", "cannot read"),
 ])

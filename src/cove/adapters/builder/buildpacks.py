@@ -60,18 +60,12 @@ class OnStack:
                 f"CMD {json.dumps(command)}"]
 
 
-def copy_dependencies(stack: Stack, source: Path, path: str, *manifests: str) -> str:
-    """Bring the build stage's dependencies (`path`) into the app's image.
-
-    A plain `COPY --from=build` hashes every file of a virtualenv or node_modules on each
-    build (seconds); this step's text names the manifests' digest instead, so the layer
-    cache reuses it exactly when they (and the stacks) are unchanged.
-    """
-    digest = hashlib.sha256(f"{stack.build}\0{stack.run}".encode())
-    for name in manifests:
-        digest.update(b"\0" + (source / name).read_bytes())
-    return (f"RUN --mount=type=bind,from=build,source={path},target=/cove/deps "
-            f"cp -a /cove/deps {path}  # dependencies {digest.hexdigest()[:16]}")
+def copy_dependencies(path: str) -> str:
+    """Bring the build stage's dependencies (`path`) into the app's image. A COPY, not a
+    RUN --mount of the build stage: that stage's files are the app's, and a symlink there
+    could point a bind mount at the build host (builds refuse such mounts). buildah hashes
+    what it copies, so unchanged dependencies still come from the cache."""
+    return f"COPY --from=build {path} {path}"
 
 
 class StaticSite:
@@ -139,7 +133,7 @@ class Python(OnStack):
         if (source / "requirements.txt").is_file():
             lines += [f"COPY --chown={BUILDER} requirements.txt /app/requirements.txt",
                       f"RUN {pip} -r /app/requirements.txt"]
-            venv = copy_dependencies(self.stack, source, "/app/.venv", "requirements.txt")
+            venv = copy_dependencies("/app/.venv")
         else:  # the virtualenv holds the app itself: copied by content
             lines += [f"COPY --chown={BUILDER} . /app", f"RUN {pip} /app"]
             venv = "COPY --from=build /app/.venv /app/.venv"
@@ -182,8 +176,7 @@ class Node(OnStack):
             app = ["COPY --from=build /app /app"]
         else:
             lines += [f"RUN {install} --omit=dev {cache}"]
-            app = [copy_dependencies(self.stack, source, "/app/node_modules",
-                                     *manifests.split()), "COPY . /app"]
+            app = [copy_dependencies("/app/node_modules"), "COPY . /app"]
         lines += self.run_stage("WORKDIR /app", *app,
                                 "ENV NODE_ENV=production PATH=/app/node_modules/.bin:$PATH",
                                 command=self._command(source, manifest, scripts))

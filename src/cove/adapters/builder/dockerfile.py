@@ -150,9 +150,22 @@ def _stage_only(ref: str, stages: set[str], what: str) -> None:
 
 
 def _check_mount(spec: str, stages: set[str]) -> None:
+    """Only scratch space may be mounted into a RUN step. Every other kind reaches past the
+    step: cache mounts are shared across spaces, and the build host's buildah has let bind
+    mounts out (CVE-2024-1753: a stage's symlink to / mounted the host's root; CVE-2024-9407:
+    bind-propagation options passed to mount; CVE-2024-11218: mounts racing concurrent
+    stages)."""
     options = dict(part.partition("=")[::2] for part in spec.split(","))
-    if options.get("type") == "cache":
+    kind = options.get("type", "bind")
+    if kind == "cache":
         raise Invalid("Dockerfile: RUN --mount=type=cache is not available: cache mounts "
                       "would be shared with other spaces' builds")
     if "from" in options:
         _stage_only(options["from"], stages, "RUN --mount from")
+    if kind != "tmpfs":
+        raise Invalid(f"Dockerfile: RUN --mount=type={kind} is not available (only tmpfs "
+                      "mounts are): copy what a step needs with COPY or COPY --from instead")
+    extra = sorted(set(options) - {"type", "target", "dst", "destination", "size"})
+    if extra:
+        raise Invalid(f"Dockerfile: RUN --mount option {', '.join(extra)} is not available "
+                      "(a tmpfs mount takes target and size)")
