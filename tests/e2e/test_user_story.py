@@ -88,8 +88,11 @@ def test_bad_input_gets_clear_errors_and_leaves_nothing(cove: CoveServer,
     assert "already exists" in carol.run("apps", "create", "web", ok=False).stderr
     missing = carol.run("deploy", "web", f"{registry.host}/examples/hello:nope", ok=False)
     assert "does not exist" in missing.stderr
-    down = carol.run("deploy", "web", "127.0.0.1:9/examples/hello:1", ok=False)
+    down = carol.run("deploy", "web", "registry.invalid:5000/examples/hello:1", ok=False)
     assert "unreachable" in down.stderr
+    # a registry on this machine that the operator did not list is not even asked
+    local = carol.run("deploy", "web", "127.0.0.1:9/examples/hello:1", ok=False)
+    assert "COVE_LOCAL_REGISTRIES" in local.stderr
     assert json.loads(carol.run("releases", "web", "--json").stdout) == []
     assert "deploy it before scaling" in carol.run("scale", "web", "web=2", ok=False).stderr
 

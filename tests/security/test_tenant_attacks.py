@@ -34,12 +34,12 @@ def operator(server: CoveServer) -> CliUser:
 
 def test_a_tenant_cannot_demote_the_platform_admin_in_its_space(cove: CoveServer) -> None:
     ops = operator(cove)
-    tess = cove.tenant("tess")
-    tess.run("members", "add", "tess", "ops", "--role", "viewer")
+    demoter = cove.tenant("demoter")
+    demoter.run("members", "add", "demoter", "ops", "--role", "viewer")
     # Still a space admin there: the audit log and the members are the operator's to manage.
-    assert "member.set" in ops.run("audit", "tess").stdout
-    ops.run("members", "remove", "tess", "ops")
-    ops.run("spaces", "quota", "tess", "apps=11")
+    assert "member.set" in ops.run("audit", "demoter").stdout
+    ops.run("members", "remove", "demoter", "ops")
+    ops.run("spaces", "quota", "demoter", "apps=11")
 
 
 # -- builds fetch nothing from the host --------------------------------------------------------
