@@ -325,14 +325,15 @@ def test_a_build_cannot_mount_the_hosts_root(cove: CoveServer, busybox_ref: str,
     user = cove.users.get("breaker") or cove.tenant("breaker", "esc")
     source = tmp_path / "src"
     source.mkdir()
-    (source / "link").symlink_to("/")
+    if "source=link" in mount:
+        (source / "link").symlink_to("/")
     (source / "Dockerfile").write_text(
         f"FROM {busybox_ref} AS base\nRUN ln -s / /rootdir\n"
         f"FROM {busybox_ref}\n"
         f"RUN --mount={mount} touch /exploit{marker} && ls /exploit/etc\n")
     try:
         out = user.run("push", "esc", str(source), ok=False)
+        assert not marker.exists(), "the build wrote to the host's root"
         assert refusal in out.stdout + out.stderr
-        assert not marker.exists()
     finally:
         marker.unlink(missing_ok=True)
