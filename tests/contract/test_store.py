@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator
 
@@ -13,6 +14,8 @@ from cove.domain.errors import Conflict
 from cove.domain.models import App, Process, Release, now
 from cove.domain.roles import Role
 from tests.support.services import Postgres
+
+DAY = dt.timedelta(days=1)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -40,17 +43,39 @@ def test_users_tokens_and_memberships(store: SqlStore) -> None:
         alice = uow.users.add("alice", "hash")
         space = uow.spaces.add("alice", alice.id, {"quota": {}})
         uow.memberships.set(space.id, alice.id, Role.ADMIN)
-        uow.tokens.add(alice.id, "f" * 64, "cli")
+        uow.tokens.add(alice.id, "f" * 64, "cli", now() + DAY)
         uow.commit()
     with store.unit_of_work() as uow:
-        user = uow.tokens.user_for("f" * 64)
+        user = uow.tokens.user_for("f" * 64, now(), DAY)
         assert user is not None and user.name == "alice" and user.created_at.tzinfo
         assert [(s.name, r) for s, r in uow.memberships.of_user(alice.id)] == [
             ("alice", Role.ADMIN)]
         uow.memberships.set(space.id, alice.id, Role.VIEWER)
         assert uow.memberships.role(space.id, alice.id) is Role.VIEWER
         uow.tokens.delete("f" * 64)
-        assert uow.tokens.user_for("f" * 64) is None
+        assert uow.tokens.user_for("f" * 64, now(), DAY) is None
+
+
+def test_tokens_expire_are_listed_and_revoked_by_their_owner_only(store: SqlStore) -> None:
+    with store.unit_of_work() as uow:
+        alice, bob = uow.users.add("alice", "hash"), uow.users.add("bob", "hash")
+        uow.tokens.add(alice.id, "a" * 64, "laptop", now() + DAY)
+        uow.tokens.add(alice.id, "b" * 64, "old", now() - DAY)
+        uow.tokens.add(bob.id, "c" * 64, "bob's", now() + DAY)
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert uow.tokens.user_for("b" * 64, now(), DAY) is None  # expired
+        assert uow.tokens.user_for("a" * 64, now() + 2 * DAY, DAY) is None  # later on
+        mine = uow.tokens.of_user(alice.id)
+        assert [t.description for t in mine] == ["laptop", "old"]
+        theirs = uow.tokens.of_user(bob.id)[0].id
+        assert not uow.tokens.delete_id(alice.id, theirs)  # not alice's to end
+        assert uow.tokens.delete_id(alice.id, mine[1].id)
+        assert uow.tokens.delete_others(alice.id, "a" * 64) == 0
+        uow.commit()
+    with store.unit_of_work() as uow:
+        assert [t.description for t in uow.tokens.of_user(alice.id)] == ["laptop"]
+        assert uow.tokens.user_for("c" * 64, now(), DAY) is not None
 
 
 def test_uncommitted_work_is_rolled_back(store: SqlStore) -> None:

@@ -253,13 +253,17 @@ def test_a_build_cannot_start_from_or_poison_another_spaces_images(
         source = tmp_path / user.name
         source.mkdir()
         (source / "index.html").write_text(page)
-        # the same instruction in both spaces; what the mount brings in differs
+        # the same instruction in both spaces; what it makes differs each time it runs, so a
+        # layer cached in one space and reused in the other would show
         (source / "Dockerfile").write_text(
             f"FROM {busybox_ref}\n"
-            "RUN --mount=type=bind,source=.,target=/s mkdir /www && cp /s/index.html /www/\n"
+            "RUN mkdir /www && head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \\n' > /www/id\n"
+            "COPY index.html /www/\n"
             'USER 10001:10001\nCMD ["sh", "-c", "exec httpd -f -p $PORT -h /www"]\n')
         assert "released v1" in user.run("push", "site", str(source)).stdout
-    assert cove.app_get("site-vivian.localhost").text == "vivian's page"  # not the cache
+    assert cove.app_get("site-vivian.localhost").text == "vivian's page"
+    ids = {cove.app_get(f"site-{u}.localhost", "/id").text for u in ("vivian", "oscar")}
+    assert len(ids) == 2, ids  # not one space's cached layer in the other's image
 
     steal = tmp_path / "steal"
     steal.mkdir()

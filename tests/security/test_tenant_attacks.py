@@ -192,18 +192,20 @@ def quota_race(server: CoveServer, name: str, registry: Registry) -> None:
             for n in range(20)])
         assert sorted({r.status_code for r in made}) == [201, 403]
         assert sum(r.status_code == 201 for r in made) == 10
-        assert len(api.get(f"/v1/spaces/{name}/apps").json()) == 10
+        created = [a["name"] for a in api.get(f"/v1/spaces/{name}/apps").json()]
+        assert len(created) == 10
     ops.run("spaces", "quota", name, "instances=6")
-    user.run("deploy", "a0", f"{registry.host}/examples/hello:1")
-    user.run("deploy", "a1", f"{registry.host}/examples/hello:1")
+    first, second = created[:2]  # whichever won the race
+    user.run("deploy", first, f"{registry.host}/examples/hello:1")
+    user.run("deploy", second, f"{registry.host}/examples/hello:1")
     with user.api() as api:
         scaled = _concurrently([
             (lambda app=app: api.patch(f"/v1/spaces/{name}/apps/{app}/formation",
                                        json={"web": {"count": 4}}))
-            for app in ("a0", "a1")])
+            for app in (first, second)])
         assert sorted(r.status_code for r in scaled) == [200, 403], [r.text for r in scaled]
         counts = [api.get(f"/v1/spaces/{name}/apps/{a}/formation").json()["web"]["count"]
-                  for a in ("a0", "a1")]
+                  for a in (first, second)]
     assert sum(counts) <= 6, counts
 
 
