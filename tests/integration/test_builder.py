@@ -53,6 +53,13 @@ def test_endless_output_is_stopped(busybox_image: str, tmp_path: Path) -> None:
     assert "it wrote more than 976.562 KiB of output" in err.message
 
 
+def test_a_step_filling_the_disk_is_stopped(busybox_image: str, tmp_path: Path) -> None:
+    """1 GiB in one RUN step used to succeed in seconds: the step's writes are limited."""
+    _, err = build(tmp_path, f"FROM {busybox_image}\n"
+                   "RUN dd if=/dev/zero of=/fill bs=1M count=1024 && sleep 30\n", disk_mb=64)
+    assert "a step wrote more than 64 MiB to disk" in err.message
+
+
 def test_an_endless_loop_is_stopped_at_the_wall_clock(busybox_image: str,
                                                       tmp_path: Path) -> None:
     began = time.monotonic()

@@ -54,11 +54,12 @@ class BuildLimits:
     pids: int = 512
     timeout_seconds: int = 600
     max_output_bytes: int = 4 * 1024 * 1024
+    disk_mb: int = 2048  # what one step may write to its filesystem
 
     def as_dict(self) -> dict[str, int]:
         return {"memory_mb": self.memory_mb, "cpu_millis": self.cpu_millis, "pids": self.pids,
                 "timeout_seconds": self.timeout_seconds,
-                "output_kb": self.max_output_bytes // 1024}
+                "output_kb": self.max_output_bytes // 1024, "disk_mb": self.disk_mb}
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ def _build_limits(data: Any) -> BuildLimits:
     if not isinstance(data, dict):
         raise Invalid("space template: 'builds' must be a mapping of build limits")
     given = {k: _int(data, k, "builds") for k in ("memory_mb", "cpu_millis", "pids",
-                                                  "timeout_seconds", "output_kb") if k in data}
+                                                  "timeout_seconds", "output_kb", "disk_mb")
+             if k in data}
     if any(v == 0 for v in given.values()):
         raise Invalid("space template: builds: every build limit must be above zero")
     if "output_kb" in given:

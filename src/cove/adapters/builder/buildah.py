@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -57,6 +58,34 @@ def pids_cgroup(name: str, limit: int) -> Iterator[str | None]:
                     child.rmdir()
         with suppress(FileNotFoundError):
             path.rmdir()
+
+
+def written_by_steps(cgroup: Path, stop_at: int) -> int:
+    """Bytes the running RUN steps wrote to their filesystems: the size of each step's
+    overlay upper layer, found through a process in the build's cgroup. Counting stops
+    at `stop_at` (a step writing millions of files must not make this one slow)."""
+    uppers: set[str] = set()
+    for procs in cgroup.rglob("cgroup.procs") if cgroup.exists() else ():
+        for pid in procs.read_text().split():
+            try:
+                mounts = Path(f"/proc/{pid}/mountinfo").read_text()
+            except OSError:
+                continue
+            for line in mounts.splitlines():
+                fields = line.split()
+                if len(fields) > 4 and fields[4] == "/" and " - overlay " in line:
+                    found = re.search(r"upperdir=([^,\s]+)", line)
+                    if found:
+                        uppers.add(found.group(1))
+    total = 0
+    for upper in uppers:
+        for root, _, files in os.walk(upper):
+            for name in files:
+                with suppress(OSError):
+                    total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            if total > stop_at:
+                return total
+    return total
 
 
 def kill_all(cgroup: Path, timeout: float = 10) -> None:
@@ -202,6 +231,17 @@ class BuildahBuilder:
         timer = threading.Timer(limits.timeout_seconds,
                                 stop, [f"it ran longer than {limits.timeout_seconds}s"])
         timer.start()
+        finished = threading.Event()
+
+        def watch_disk() -> None:
+            limit = limits.disk_mb * 2**20
+            while cgroup and not finished.wait(1.0):
+                if written_by_steps(PIDS_ROOT / cgroup.strip("/").removesuffix("/steps"),
+                                    limit) > limit:
+                    stop(f"a step wrote more than {limits.disk_mb} MiB to disk")
+                    return
+
+        threading.Thread(target=watch_disk, daemon=True, name="build-disk").start()
         written = 0
         tail: deque[str] = deque(maxlen=20)
         try:
@@ -218,6 +258,7 @@ class BuildahBuilder:
                 emit(line)
             code = proc.wait()
         finally:
+            finished.set()
             timer.cancel()
             killer.cancel()
             if proc.poll() is None:
