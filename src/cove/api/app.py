@@ -16,7 +16,9 @@ def create_api(ctx: Context) -> FastAPI:
     api = FastAPI(title="Cove", version=__version__,
                   description="Cove's REST API: spaces, apps, releases, config, scale, logs.")
     api.state.ctx = ctx
-    api.state.streams = StreamLimits()
+    api.state.streams = StreamLimits()  # logs -f and builds
+    # git requests apart: a push is a git request and, through its hook, a build
+    api.state.git_streams = StreamLimits(per_user=16, what="git requests")
     errors.install(api)
 
     @api.get("/healthz", include_in_schema=False)

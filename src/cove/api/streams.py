@@ -20,8 +20,10 @@ _DONE = object()
 
 
 class StreamLimits:
-    def __init__(self, per_user: int = MAX_STREAMS_PER_USER) -> None:
+    def __init__(self, per_user: int = MAX_STREAMS_PER_USER,
+                 what: str = "streams (logs -f, builds)") -> None:
         self.per_user = per_user
+        self.what = what
         self._open: dict[int, int] = {}
         self._lock = threading.Lock()
 
@@ -29,8 +31,8 @@ class StreamLimits:
         """Count one more open stream of the user; return what ends it."""
         with self._lock:
             if self._open.get(user_id, 0) >= self.per_user:
-                raise RateLimited(f"you already have {self.per_user} streams open (logs -f, "
-                                  "builds, git): end one first")
+                raise RateLimited(f"you already have {self.per_user} {self.what} open: end "
+                                  "one first")
             self._open[user_id] = self._open.get(user_id, 0) + 1
         done = threading.Event()
 

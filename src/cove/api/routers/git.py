@@ -26,7 +26,7 @@ async def git(ctx: Ctx, space: str, app: str, path: str, request: Request) -> Re
                         401, headers={"WWW-Authenticate": 'Basic realm="cove"'})
     token = token_of(authorization)
     user = await run_in_threadpool(accounts.authenticate, ctx, token)
-    release = request.app.state.streams.take(user.id)
+    release = request.app.state.git_streams.take(user.id)
     try:
         body = await spooled(request)
         answer = await run_in_threadpool(
