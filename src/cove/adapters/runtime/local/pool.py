@@ -21,7 +21,7 @@ from typing import Protocol
 from cove.domain.checks import PASS, WARN, Check
 from cove.domain.contract import app_env
 from cove.domain.errors import DeployFailed
-from cove.ports.pool import AppState, SpaceState
+from cove.ports.pool import AppState, ProcessState, SpaceState
 from cove.ports.registry import Destination
 from cove.ports.router import HealthCheck, Route, Router
 from cove.ports.runtime import (
@@ -40,25 +40,26 @@ MAX_BACKOFF = 60.0
 PROBE_TIMEOUT = 1.0  # a reconcile's health probe of an instance it did not start itself
 STABLE_AFTER = 60.0  # an instance up this long starts its next backoff from the beginning
 Key = tuple[str, str]  # (space, app)
+Probe = tuple[Instance, AppState]  # an instance to probe, and its app's health check
 
 
 def specs_for(app: AppState) -> list[InstanceSpec]:
     """The instances an app's state asks for, in a stable order (pure)."""
     specs = []
     for proc in app.processes:
-        env = {**app.config, **app_env(app.app, app.space, app.release, proc.name)}
-        for index in range(1, proc.count + 1):
-            specs.append(_spec(app, proc.name, index, proc.command, env, proc.size.memory_mb,
-                               proc.size.cpu_millis, proc.size.pids))
+        specs += [_spec(app, proc, index) for index in range(1, proc.count + 1)]
     return specs
 
 
-def _spec(app: AppState, process: str, index: int, command: list[str] | None,
-          env: dict[str, str], memory_mb: int, cpu_millis: int, pids: int) -> InstanceSpec:
-    return InstanceSpec(space=app.space, app=app.app, app_id=app.app_id, process=process,
-                        index=index, release=app.release, image=app.image, command=command,
-                        env=env, memory_mb=memory_mb, cpu_millis=cpu_millis, pids=pids,
-                        run_as_uid=app.run_as_uid, tmp_size_mb=app.tmp_size_mb)
+def _spec(app: AppState, proc: ProcessState, index: int) -> InstanceSpec:
+    return InstanceSpec(space=app.space, app=app.app, app_id=app.app_id, process=proc.name,
+                        index=index, release=app.release, image=app.image,
+                        command=proc.command,
+                        env={**app.config, **app_env(app.app, app.space, app.release,
+                                                     proc.name)},
+                        memory_mb=proc.size.memory_mb, cpu_millis=proc.size.cpu_millis,
+                        pids=proc.size.pids, run_as_uid=app.run_as_uid,
+                        tmp_size_mb=app.tmp_size_mb)
 
 
 @dataclass
@@ -113,7 +114,7 @@ class LocalPool:
         with self._lock:
             for key in [k for k in self.apps if k[0] == space]:
                 del self.apps[key]
-        self._drain_and_stop([i.name for i in self.runtime.instances() if i.space == space])
+        self._drain_and_stop([i.name for i in self._running(space, None, None)])
         self.sync_routes()
         self.runtime.remove_space(space)
 
@@ -130,7 +131,9 @@ class LocalPool:
             if previous is not None and previous.release == app.release:
                 with self._lock:
                     self.apps[app.key] = app
-                self._converge(app, running, wait=True)
+                probes: list[Probe] = []
+                self._converge(app, running, True, probes)
+                self._run_probes(probes)
                 self.sync_routes()
                 return
             self._start_healthy(specs_for(app), app)
@@ -151,9 +154,7 @@ class LocalPool:
         once = app.release_command
         if once is None:
             return
-        env = {**app.config, **app_env(app.app, app.space, app.release, once.name)}
-        spec = _spec(app, once.name, 1, once.command, env, once.size.memory_mb,
-                     once.size.cpu_millis, once.size.pids)
+        spec = _spec(app, once, 1)
         self.log_store.record(app.app_id, f"running the release command of v{app.release}")
         code, output = self.runtime.run_once(spec, timeout)
         if code != 0:
@@ -165,7 +166,9 @@ class LocalPool:
     def apply(self, app: AppState) -> int:
         with self._lock:
             self.apps[app.key] = app
-        changed = self._converge(app, self.runtime.instances(app.app_id), wait=False)
+        probes: list[Probe] = []
+        changed = self._converge(app, self.runtime.instances(app.app_id), False, probes)
+        self._run_probes(probes)
         self.sync_routes()
         return changed
 
@@ -179,16 +182,13 @@ class LocalPool:
         for inst in running:
             by_app.setdefault(inst.app_id, []).append(inst)
         changed = 0
-        probes: list[tuple[Instance, AppState]] = []
+        probes: list[Probe] = []
         for app in apps:
             try:
-                changed += self._converge(app, by_app.get(app.app_id, []), wait=False,
-                                          probes=probes)
+                changed += self._converge(app, by_app.get(app.app_id, []), False, probes)
             except Exception:  # keep reconciling the other apps
                 log.exception("reconciling %s/%s failed", app.space, app.app)
-        if probes:  # at once: the pass (and the apps' locks) must not wait a second per probe
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(lambda probe: self._probe(*probe), probes))
+        self._run_probes(probes)
         orphans = self._orphans(running)
         if orphans:
             log.info("removing %d orphaned instances", len(orphans))
@@ -206,18 +206,11 @@ class LocalPool:
     def remove_app(self, space: str, app: str) -> None:
         with self._lock:
             state = self.apps.pop((space, app), None)
-        if state is not None:
-            names = [i.name for i in self.runtime.instances(state.app_id)]
-        else:
-            names = [i.name for i in self.runtime.instances() if (i.space, i.app) == (space, app)]
-        self._drain_and_stop(names)
+        self._drain_and_stop([i.name for i in self._running(space, app, state)])
         self.sync_routes()
 
     def instances(self, space: str, app: str | None = None) -> list[Instance]:
-        state = self.apps.get((space, app)) if app else None
-        found = self.runtime.instances(state.app_id) if state else [
-            i for i in self.runtime.instances()
-            if i.space == space and (app is None or i.app == app)]
+        found = self._running(space, app, self.apps.get((space, app)) if app else None)
         with self._lock:
             ready = set(self.ready)
         for inst in found:
@@ -235,6 +228,13 @@ class LocalPool:
         if follow:
             return self.log_store.follow_instances(app_id, tail, stop)
         return iter(self.log_store.read_instances(app_id, tail))
+
+    def _running(self, space: str, app: str | None, state: AppState | None) -> list[Instance]:
+        """An app's instances (by its id when the pool knows it), or a whole space's."""
+        if state is not None:
+            return self.runtime.instances(state.app_id)
+        return [i for i in self.runtime.instances()
+                if i.space == space and (app is None or i.app == app)]
 
     # -- what doctor reads back -------------------------------------------------------------
 
@@ -257,10 +257,10 @@ class LocalPool:
     # -- converging one app -----------------------------------------------------------------
 
     def _converge(self, app: AppState, running: list[Instance], wait: bool,
-                  probes: list[tuple[Instance, AppState]] | None = None) -> int:
+                  probes: list[Probe]) -> int:
         """Bring one app's instances in line with its state; return how many changed.
-        Health probes of instances not yet ready go to `probes` when given (the caller
-        runs them together), else they run here."""
+        Instances that are up but not yet known healthy go to `probes`, which the caller
+        runs together (`_run_probes`)."""
         # Matched by what an instance is, not by its container's name (names changed once:
         # instances named the older way are adopted, not restarted).
         wanted = {(s.process, s.index, s.release): s for s in specs_for(app)}
@@ -280,10 +280,7 @@ class LocalPool:
                     to_stop.append(inst.name)
                     to_start.append(spec)
             elif inst.name not in self.ready:
-                if probes is None:
-                    self._probe(inst, app)
-                else:
-                    probes.append((inst, app))
+                probes.append((inst, app))
         self._drain_and_stop(to_stop)
         if to_start:
             self._start(to_start, app, wait, probes)
@@ -305,7 +302,7 @@ class LocalPool:
         return now >= crash.next_try
 
     def _start(self, specs: list[InstanceSpec], app: AppState, wait: bool,
-               probes: list[tuple[Instance, AppState]] | None = None) -> None:
+               probes: list[Probe]) -> None:
         for spec in specs:
             crash = self.crashes.get(spec.name)
             if crash is not None:
@@ -319,10 +316,7 @@ class LocalPool:
             except Exception as err:  # keep reconciling the other instances
                 log.warning("could not start %s: %s", spec.name, err)
                 continue
-            if probes is None:
-                self._probe(inst, app)
-            else:
-                probes.append((inst, app))
+            probes.append((inst, app))
 
     def _start_healthy(self, specs: list[InstanceSpec], app: AppState) -> list[Instance]:
         """Start every spec; web instances must pass the health check within the app's
@@ -333,7 +327,8 @@ class LocalPool:
             for spec in specs:
                 started.append(self.runtime.start(spec))
             with ThreadPoolExecutor(max_workers=8) as pool:
-                checks = {inst.name: pool.submit(self._check, inst, app) for inst in started}
+                checks = {inst.name: pool.submit(self._check, inst, app, app.health_timeout)
+                          for inst in started}
                 failures = {name: f.result() for name, f in checks.items() if f.result()}
             if failures:
                 name, reason = next(iter(failures.items()))
@@ -348,20 +343,24 @@ class LocalPool:
             self._mark_ready(inst.name)
         return started
 
-    def _check(self, inst: Instance, app: AppState) -> str | None:
+    def _check(self, inst: Instance, app: AppState, timeout: float) -> str | None:
+        """None once the instance may take traffic (workers take none), else why not."""
         if inst.process != WEB:
             return None
         if inst.address is None:
             return "it has no network address (did it exit at once?)"
-        return self.health.wait_healthy(inst.address, app.health_path, app.health_timeout)
+        return self.health.wait_healthy(inst.address, app.health_path, timeout)
 
-    def _probe(self, inst: Instance, app: AppState) -> None:
-        if inst.process != WEB:
-            self._mark_ready(inst.name)
-            return
-        if inst.address and self.health.wait_healthy(
-                inst.address, app.health_path, PROBE_TIMEOUT) is None:
-            self._mark_ready(inst.name)
+    def _run_probes(self, probes: list[Probe]) -> None:
+        """Short health probes of instances Cove did not just roll out, all at once: a pass
+        (and the apps' locks it holds) must not wait a second per instance."""
+        def probe(inst: Instance, app: AppState) -> None:
+            if self._check(inst, app, PROBE_TIMEOUT) is None:
+                self._mark_ready(inst.name)
+
+        if probes:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda p: probe(*p), probes))
 
     def _mark_ready(self, name: str, ready: bool = True) -> None:
         with self._lock:
