@@ -50,7 +50,7 @@ def install_id(home: Path) -> str:
     return path.read_text().strip()
 
 
-def load_pools(settings: ServerSettings, interval: float = 30.0) -> dict[str, Pool]:
+def load_pools(settings: ServerSettings) -> dict[str, Pool]:
     """Declarative pools from the operator's pools file (COVE_POOLS), by name."""
     if settings.pools_file is None:
         return {}
@@ -73,7 +73,8 @@ def load_pools(settings: ServerSettings, interval: float = 30.0) -> dict[str, Po
             client, name=name, router_namespace=router,
             ingress_class=conf.get("ingress_class", "nginx"),
             base_domain=conf.get("base_domain"), gateway=gateway,
-            registry=_destination(name, conf.get("registry")), reconcile_interval=interval)
+            registry=_destination(name, conf.get("registry")),
+            reconcile_interval=settings.pool_reconcile_interval)
     return pools
 
 
@@ -123,15 +124,13 @@ def build(settings: ServerSettings) -> Platform:
     ctx = Context(
         store=store, logs=logs, resolver=resolver, hasher=Argon2Hasher(),
         template=load_template(settings),
-        pools={LOCAL: local, **load_pools(settings, settings.pool_reconcile_interval)},
+        pools={LOCAL: local, **load_pools(settings)},
         builder=BuildahBuilder(engine, default_buildpacks(home / "stacks", stack),
                                stack=stack, mirror=settings.debian_mirror,
                                network=runtime.build_network, resolve=resolver.resolve),
         repos=GitRepos(home / "git"),
         settings=Settings(base_domain=settings.base_domain, router_port=settings.router_port,
                           signup_open=settings.signup_open,
-                          drain_seconds=settings.drain_seconds,
-                          pool_reconcile_interval=settings.pool_reconcile_interval,
                           api_url=f"http://127.0.0.1:{settings.api_port}",
                           token_lifetime=dt.timedelta(days=settings.token_days)))
     return Platform(ctx, Reconciler(ctx), router, runtime, local, store, settings)

@@ -47,6 +47,6 @@ def world() -> World:
     ctx = Context(store=SqlStore("sqlite:///:memory:"), logs=logs,
                   resolver=FakeResolver({IMAGE: DIGEST, IMAGE2: DIGEST2}),
                   hasher=Argon2Hasher(fast=True), template=template, pools={"local": local},
-                  settings=Settings(drain_seconds=0))
+                  settings=Settings())
     return World(ctx, local, runtime, router, health, logs, Reconciler(ctx, lambda: clock[0]),
                  clock)

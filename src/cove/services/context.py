@@ -52,9 +52,7 @@ class Settings:
     router_port: int = 8080
     signup_open: bool = True
     max_spaces_per_user: int = 5
-    drain_seconds: float = 1.0
     stop_grace_seconds: int = 10
-    pool_reconcile_interval: float = 30.0  # how often clusters are checked for drift
     api_url: str = "http://127.0.0.1:8081"  # the API itself, for git push hooks
     token_lifetime: dt.timedelta = dt.timedelta(days=30)  # a login's API token lasts this
 
