@@ -9,7 +9,6 @@ disk, the state directory) and `platform` (stacks, the database, the pools). The
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import re
 import shutil
 import socket
@@ -19,6 +18,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from cove.adapters.router.nginx.process import running_pid
 from cove.domain.checks import FAIL, PASS, WARN, Check
 from cove.preflight.requirements import SCOPES, SERVER_SCOPES, Tool, parse_version, tools
 from cove.settings import ServerSettings
@@ -183,15 +183,6 @@ def _port_owner(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def _router_pid(settings: ServerSettings) -> int | None:
-    try:
-        pid = int((settings.home / "router" / "nginx.pid").read_text().strip())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
-
-
 def _cove_answers(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
@@ -218,7 +209,7 @@ def port_checks(settings: ServerSettings, starting: bool) -> list[Check]:
     why = "the router serves every app there"
     if not _port_owner(router_host, settings.router_port):
         checks.append(Check("host", "router port", PASS, f"{settings.router_port} is free", why))
-    elif _router_pid(settings):
+    elif running_pid(settings.home / "router"):
         checks.append(Check("host", "router port", PASS,
                             f"{settings.router_port} is held by Cove's own router", why))
     else:

@@ -39,12 +39,7 @@ class NginxRouter:
                                *args], capture_output=True, text=True, timeout=30)
 
     def pid(self) -> int | None:
-        try:
-            pid = int((self.prefix / "nginx.pid").read_text().strip())
-            os.kill(pid, 0)
-            return pid
-        except (FileNotFoundError, ValueError, ProcessLookupError):
-            return None
+        return running_pid(self.prefix)
 
     def apply(self, routes: list[Route]) -> bool:
         text = render(self.config, routes)
@@ -114,6 +109,16 @@ class NginxRouter:
         deadline = time.monotonic() + 10
         while self.pid() is not None and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+def running_pid(prefix: Path) -> int | None:
+    """The pid of the nginx master whose state is under `prefix`, if it runs."""
+    try:
+        pid = int((prefix / "nginx.pid").read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
 
 
 def _children(pid: int) -> set[int]:
