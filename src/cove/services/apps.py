@@ -149,6 +149,13 @@ def app_views(ctx: Context, user: User, space_name: str) -> list[AppView]:
     return views
 
 
+def find_app(ctx: Context, user: User, space_name: str, name: str) -> tuple[App, str]:
+    """An app as the store has it and its URL, without asking its pool for instances."""
+    with ctx.store.unit_of_work() as uow:
+        space, app = app_for(uow, user, space_name, name, Action.READ)
+    return app, url(ctx, space, app.name)
+
+
 def show_app(ctx: Context, user: User, space_name: str, name: str) -> AppView:
     with ctx.store.unit_of_work() as uow:
         space, app = app_for(uow, user, space_name, name, Action.READ)

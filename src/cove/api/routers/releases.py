@@ -26,10 +26,10 @@ router = APIRouter(prefix="/v1/spaces/{space}/apps/{app}", tags=["releases"],
 
 
 def _release(ctx: Context, user: User, space: str, app: str, version: int) -> ReleaseOut:
-    view = apps.show_app(ctx, user, space, app)
+    _, address = apps.find_app(ctx, user, space, app)
     release = next(r for r in releases.list_releases(ctx, user, space, app)
                    if r.version == version)
-    return ReleaseOut.model_validate({**release_dict(release, version), "url": view.url})
+    return ReleaseOut.model_validate({**release_dict(release, version), "url": address})
 
 
 def _formation(formation: dict[str, Process]) -> dict[str, ProcessOut]:
@@ -46,7 +46,7 @@ def deploy(ctx: Ctx, space: str, app: str, body: DeployIn, user: Me) -> ReleaseO
 
 @router.get("/releases")
 def list_releases(ctx: Ctx, space: str, app: str, user: Me) -> list[ReleaseOut]:
-    current = apps.show_app(ctx, user, space, app).app.release_version
+    current = apps.find_app(ctx, user, space, app)[0].release_version
     return [ReleaseOut.model_validate(release_dict(r, current))
             for r in releases.list_releases(ctx, user, space, app)]
 
@@ -72,7 +72,7 @@ def set_config(ctx: Ctx, space: str, app: str, body: ConfigPatch, user: Me) -> C
 
 @router.get("/formation")
 def formation(ctx: Ctx, space: str, app: str, user: Me) -> dict[str, ProcessOut]:
-    return _formation(apps.show_app(ctx, user, space, app).app.formation)
+    return _formation(apps.find_app(ctx, user, space, app)[0].formation)
 
 
 @router.patch("/formation")
