@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
@@ -87,10 +86,8 @@ def event_stream(events: Iterator[Event], release: Callable[[], None] = lambda: 
                  ) -> StreamingResponse:
     """A build's or a stack build's output as it comes, then its result: one JSON event
     a line (application/x-ndjson), from a thread of its own (see api.streams)."""
-    def produce(stopped: threading.Event) -> Iterator[bytes]:
-        return (encode(event).encode() + b"\n" for event in events)
-
-    return StreamingResponse(pumped(produce, release), media_type=MEDIA_TYPE)
+    lines = (encode(event).encode() + b"\n" for event in events)
+    return StreamingResponse(pumped(lines, release), media_type=MEDIA_TYPE)
 
 
 def closing(resource: Any, chunks: Iterator[T]) -> Iterator[T]:

@@ -45,13 +45,14 @@ class StreamLimits:
         return release
 
 
-async def pumped(produce: Callable[[threading.Event], Iterator[bytes]],
-                 release: Callable[[], None] = lambda: None) -> AsyncIterator[bytes]:
-    """Run `produce(stopped)` in a thread of its own; yield what it yields. `stopped` is set
-    when the client goes away; `release` runs once the producer has ended."""
+async def pumped(chunks: Iterator[bytes], release: Callable[[], None] = lambda: None,
+                 stopped: threading.Event | None = None) -> AsyncIterator[bytes]:
+    """Iterate `chunks` in a thread of its own; yield what it yields. `stopped` is set when
+    the client goes away (a producer that waits for news should ask it); `release` runs
+    once the producer has ended."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=64)
-    stopped = threading.Event()
+    stopped = stopped or threading.Event()
 
     def hand_over(item: Any) -> bool:
         future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
@@ -65,7 +66,6 @@ async def pumped(produce: Callable[[threading.Event], Iterator[bytes]],
         return False
 
     def run() -> None:
-        chunks = produce(stopped)
         try:
             for chunk in chunks:
                 if stopped.is_set() or not hand_over(chunk):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -69,23 +68,22 @@ async def logs(ctx: Ctx, space: str, app: str, user: Me, request: Request,
     """The app's output and Cove's events about it; with follow, new lines as they come
     (at most a few streams per user at once)."""
     deadline = time.monotonic() + seconds if seconds else None
+    stopped = threading.Event()  # the client went away
+
+    def stop() -> bool:
+        return stopped.is_set() or (deadline is not None and time.monotonic() > deadline)
+
     release = request.app.state.streams.take(user.id)
     try:
-        def produce(stopped: threading.Event) -> Iterator[bytes]:
-            def stop() -> bool:
-                return stopped.is_set() or (deadline is not None
-                                            and time.monotonic() > deadline)
-
-            for line in app_logs(ctx, user, space, app, tail, follow, stop):
-                stamp = line.time.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                yield f"{stamp} {line.source}: {line.text}\n".encode()
-
-        # Access is checked before the answer starts: a refusal is a plain error.
-        await run_in_threadpool(app_logs, ctx, user, space, app, 0, False)
+        # Access is checked here, before the answer starts: a refusal is a plain error.
+        lines = await run_in_threadpool(app_logs, ctx, user, space, app, tail, follow, stop)
     except BaseException:
         release()
         raise
-    return StreamingResponse(pumped(produce, release), media_type="text/plain; charset=utf-8")
+    chunks = (f"{line.time.strftime('%Y-%m-%dT%H:%M:%S.%fZ')} {line.source}: {line.text}\n"
+              .encode() for line in lines)
+    return StreamingResponse(pumped(chunks, release, stopped),
+                             media_type="text/plain; charset=utf-8")
 
 
 @router.get("/{app}/domains")

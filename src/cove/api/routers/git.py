@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from typing import BinaryIO, cast
 
 from fastapi import APIRouter, Request, Response
@@ -35,8 +33,5 @@ async def git(ctx: Ctx, space: str, app: str, path: str, request: Request) -> Re
     except BaseException:
         release()
         raise
-
-    def produce(stopped: threading.Event) -> Iterator[bytes]:
-        return closing(body, answer.body)
-
-    return StreamingResponse(pumped(produce, release), answer.status, headers=answer.headers)
+    return StreamingResponse(pumped(closing(body, answer.body), release), answer.status,
+                             headers=answer.headers)
