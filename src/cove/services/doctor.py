@@ -119,33 +119,31 @@ def _runtime_checks(app: App, release: Release, postures: list[Posture]) -> list
     def every(field: str) -> bool:
         return all(getattr(p, field) for p in postures)
 
+    unprivileged = every("no_capabilities") and every("no_new_privileges") and every("seccomp")
+    as_released = all(p.image == release.image_digest for p in postures)
     checks += [
         _verdict("non-root", every("non_root"),
-             f"{n} instance{'s' if n != 1 else ''} of {', '.join(shown)} run"
-             f"{'s' if n == 1 else ''} as uid "
-             f"{', '.join(sorted({str(p.uid) for p in postures}))}",
-             "root in a container is one kernel bug away from root on the host",
-             "the image must not need root; Cove runs it as its unprivileged uid"),
+                 f"{n} instance{'s' if n != 1 else ''} of {', '.join(shown)} run"
+                 f"{'s' if n == 1 else ''} as uid "
+                 f"{', '.join(sorted({str(p.uid) for p in postures}))}",
+                 "root in a container is one kernel bug away from root on the host",
+                 "the image must not need root; Cove runs it as its unprivileged uid"),
         _verdict("read-only root filesystem", every("read_only_root"),
-             "read-only, /tmp writable" if every("read_only_root") else "writable",
-             "an attacker cannot change the app's code or tools", "keep writes to /tmp"),
-        _verdict("no privileges",
-             every("no_capabilities") and every("no_new_privileges") and every("seccomp"),
-             "no capabilities, no_new_privs, seccomp filter"
-             if every("no_capabilities") and every("no_new_privileges") and every("seccomp")
-             else "capabilities, privilege gain or syscalls are not restricted",
-             "a compromised app gains nothing on the host", "redeploy with Cove's profile"),
+                 "read-only, /tmp writable" if every("read_only_root") else "writable",
+                 "an attacker cannot change the app's code or tools", "keep writes to /tmp"),
+        _verdict("no privileges", unprivileged,
+                 "no capabilities, no_new_privs, seccomp filter" if unprivileged
+                 else "capabilities, privilege gain or syscalls are not restricted",
+                 "a compromised app gains nothing on the host", "redeploy with Cove's profile"),
         _verdict("requests and limits",
-             all(p.memory_limit_mb and p.cpu_limit_millis for p in postures),
-             ", ".join(sorted({f"{p.process}: {p.memory_limit_mb} MiB, "
-                               f"{p.cpu_limit_millis}m CPU" for p in postures})),
-             "one app cannot starve its neighbours", f"cove scale {app.name} web=1:SIZE"),
-        _verdict("image running is the release's",
-             all(p.image == release.image_digest for p in postures),
-             "every instance runs the released digest"
-             if all(p.image == release.image_digest for p in postures)
-             else ", ".join(sorted({p.image for p in postures})),
-             "what runs is what was released", "wait for the rollout, or redeploy"),
+                 all(p.memory_limit_mb and p.cpu_limit_millis for p in postures),
+                 ", ".join(sorted({f"{p.process}: {p.memory_limit_mb} MiB, "
+                                   f"{p.cpu_limit_millis}m CPU" for p in postures})),
+                 "one app cannot starve its neighbours", f"cove scale {app.name} web=1:SIZE"),
+        _verdict("image running is the release's", as_released,
+                 "every instance runs the released digest" if as_released
+                 else ", ".join(sorted({p.image for p in postures})),
+                 "what runs is what was released", "wait for the rollout, or redeploy"),
     ]
     probed = all(p.health_probe for p in postures if p.process == "web")
     checks.append(Check("app", "health check", PASS,
