@@ -105,18 +105,20 @@ def busybox_image() -> str:
 
 @pytest.fixture(scope="session")
 def stack(workdir: Path) -> Stack:
-    """The Debian build and run images the buildpacks use (~2 minutes the first time)."""
+    """The Debian build and run images the buildpacks use, and the build sandbox's image
+    (~3 minutes the first time)."""
     from cove.adapters.builder.stacks import build_stack, stack_exists
     from cove.adapters.engine import Engine
 
     engine = Engine(workdir / "stack-engine")
     if not stack_exists(engine):
-        build_stack(engine, emit=lambda line: None)
+        build_stack(engine, emit=lambda line: None, only_missing=True)
     return Stack()
 
 
 @pytest.fixture(scope="session")
-def cove(workdir: Path, registry: Registry, private_registry: Registry) -> Iterator[CoveServer]:
+def cove(workdir: Path, registry: Registry, private_registry: Registry,
+         stack: Stack) -> Iterator[CoveServer]:
     """One Cove with the embedded defaults for the end-to-end and security suites."""
     server = make_server(workdir / "e2e")
     server.start()

@@ -37,6 +37,7 @@ class EngineError(Exception):
 class Engine:
     def __init__(self, state_dir: Path, binary: str = "podman") -> None:
         self.binary = binary
+        self.state_dir = state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         conf = state_dir / "containers.conf"
         init = next((p for p in INIT_CANDIDATES if Path(p).exists()), INIT_CANDIDATES[0])

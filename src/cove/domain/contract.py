@@ -7,6 +7,7 @@ PORT = 8000  # apps listen on $PORT; the router and health checks reach them the
 RUN_AS_UID = 10001  # instances and buildpack builds run as this unprivileged uid
 BUILD_IMAGE = "localhost/cove/stack-build:bookworm"
 RUN_IMAGE = "localhost/cove/stack-run:bookworm"
+BUILDER_IMAGE = "localhost/cove/builder:bookworm"  # the build sandbox: buildah in a container
 
 
 def app_env(app: str, space: str, release: int, process: str) -> dict[str, str]:

@@ -82,7 +82,8 @@ TOOLS: tuple[Tool, ...] = (
          version_args=("--version",)),
     Tool("ca-certificates", "ca-certificates", "registry", "TLS to image registries",
          paths=("/etc/ssl/certs/ca-certificates.crt",)),
-    Tool("skopeo", "skopeo", "registry", "resolves image tags to digests",
+    Tool("skopeo", "skopeo", "registry", "resolves image tags to digests, carries built "
+         "images out of the build sandbox",
          version_args=("--version",)),
     Tool("debootstrap", "debootstrap", "stacks", "lays down the stacks from Debian "
          "packages", version_args=("--version",)),

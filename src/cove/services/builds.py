@@ -121,7 +121,7 @@ def _run(ctx: Context, builder: Builder, user: User, space: Space, app_name: str
                      f"{limits.memory_mb} MiB memory, {limits.cpu_millis} millicores, "
                      f"{limits.pids} processes, {limits.timeout_seconds} s, "
                      f"{limits.max_output_bytes // 1024} KiB of output, "
-                     f"{limits.disk_mb} MiB written by a step)")
+                     f"{limits.disk_mb} MiB written by the build)")
                 tag = f"{build_repository(space_name, app_name)}:build-{build.number}"
                 built = builder.build(source, tag, limits, emit, scope=scope)
                 build.builder, build.image = built.builder, built.image

@@ -38,21 +38,27 @@ class BasePolicy:
 class Guarded:
     text: str  # the Dockerfile to build
     local_bases: frozenset[str]  # the local images (stacks) it starts from
+    bases: frozenset[str]  # every image it starts from (local or pinned registry images)
 
 
-def guard_dockerfile(text: str, scope: str, policy: BasePolicy) -> Guarded:
-    """Return the Dockerfile to build: bases pinned, stages checked, cache scoped."""
+def guard_dockerfile(text: str, scope: str, policy: BasePolicy,
+                     alias: Callable[[str], str] = lambda ref: ref) -> Guarded:
+    """Return the Dockerfile to build: bases pinned (and named as `alias` names them where
+    the build runs), stages checked, cache scoped."""
     escape, head, body = _split_directives(text)
     out = list(head)
     stages: set[str] = set()
     local: set[str] = set()
+    bases: set[str] = set()
     for instruction in _instructions(body, escape):
         word, _, rest = instruction.strip().partition(" ")
         keyword = word.upper()
         if keyword == "FROM":
-            line, base = _from(rest, stages, policy)
+            line, base = _from(rest, stages, policy, alias)
             if base in policy.local:
                 local.add(base)
+            if base is not None:
+                bases.add(base)
             out += [line, f'LABEL {SCOPE_LABEL}="{scope}"']
             continue
         if keyword in ("COPY", "ADD"):
@@ -68,7 +74,7 @@ def guard_dockerfile(text: str, scope: str, policy: BasePolicy) -> Guarded:
                 if flag.startswith("--mount="):
                     _check_mount(flag.removeprefix("--mount="), stages)
         out.append(instruction)
-    return Guarded("\n".join(out) + "\n", frozenset(local))
+    return Guarded("\n".join(out) + "\n", frozenset(local), frozenset(bases))
 
 
 def _split_directives(text: str) -> tuple[str, list[str], list[str]]:
@@ -113,8 +119,10 @@ def _flags(rest: str) -> list[str]:
     return flags
 
 
-def _from(rest: str, stages: set[str], policy: BasePolicy) -> tuple[str, str]:
-    """The FROM line to build with, and the base it names (pinned)."""
+def _from(rest: str, stages: set[str], policy: BasePolicy,
+          alias: Callable[[str], str]) -> tuple[str, str | None]:
+    """The FROM line to build with, and the image it starts from (pinned; None for a
+    stage or scratch)."""
     words = rest.split()
     flags = [w for w in words if w.startswith("--")]
     args = [w for w in words if not w.startswith("--")]
@@ -129,7 +137,11 @@ def _from(rest: str, stages: set[str], policy: BasePolicy) -> tuple[str, str]:
         raise Invalid(f"Dockerfile: cannot read `FROM {rest.strip()}`")
     if "$" in image:
         raise Invalid(f"Dockerfile: FROM {image}: write the base image's name, not a variable")
-    if image.lower() in stages or image == "scratch" or image in policy.local:
+    if image.lower() in stages or image == "scratch":
+        if stage:
+            stages.add(stage)
+        return " ".join(["FROM", *flags, image, *(["AS", stage] if stage else [])]), None
+    if image in policy.local:
         pinned = image
     elif image.startswith("localhost/") or image.startswith("containers-storage:"):
         raise Invalid(f"Dockerfile: base image {image} is not one builds may use: start from "
@@ -140,7 +152,8 @@ def _from(rest: str, stages: set[str], policy: BasePolicy) -> tuple[str, str]:
         pinned = image
     if stage:
         stages.add(stage)
-    return " ".join(["FROM", *flags, pinned, *(["AS", stage] if stage else [])]), pinned
+    return " ".join(["FROM", *flags, alias(pinned),
+                     *(["AS", stage] if stage else [])]), pinned
 
 
 def _stage_only(ref: str, stages: set[str], what: str) -> None:

@@ -4,7 +4,8 @@
 Debian packages: debootstrap lays down the run image (minbase plus the language runtimes)
 against a Debian mirror and buildah imports the tree, so no container registry is needed;
 the build image is the run image plus compilers and package managers, installed from the
-same mirror. Apps' images hold only the run image and what their build produced.
+same mirror. Apps' images hold only the run image and what their build produced. The
+builder image (the run image plus Debian's buildah) is the sandbox every build runs in.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from cove.adapters.builder.sandbox import BUILDER_FILES
 from cove.adapters.engine import Engine, EngineError
-from cove.domain.contract import BUILD_IMAGE, RUN_IMAGE
+from cove.domain.contract import BUILD_IMAGE, BUILDER_IMAGE, RUN_IMAGE
 
 RUN_PACKAGES = ("python3", "nodejs", "ca-certificates", "tzdata")
+BUILDER_PACKAGES = ("buildah",)
 BUILD_PACKAGES = ("python3-venv", "python3-dev", "npm", "golang-go", "git", "gcc", "libc6-dev")
 MIRROR = "http://deb.debian.org/debian"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -35,22 +38,37 @@ GO_STD_CACHE = (f"GOCACHE={GO_STD_CACHE_DIR} CGO_ENABLED=0 GOFLAGS=-trimpath go 
 class Stack:
     build: str = BUILD_IMAGE
     run: str = RUN_IMAGE
+    builder: str = BUILDER_IMAGE
+
+    def images(self) -> tuple[str, str, str]:
+        return self.run, self.build, self.builder
 
 
 DEFAULT_STACK = Stack()
 
 
+def _exists(engine: Engine, image: str) -> bool:
+    return engine.run("image", "exists", image, check=False).returncode == 0
+
+
 def stack_exists(engine: Engine, stack: Stack = DEFAULT_STACK) -> bool:
-    return all(engine.run("image", "exists", image, check=False).returncode == 0
-               for image in (stack.build, stack.run))
+    return all(_exists(engine, image) for image in stack.images())
 
 
 def build_stack(engine: Engine, emit: Callable[[str], None] = print,
                 stack: Stack = DEFAULT_STACK, mirror: str = MIRROR,
-                suite: str = "bookworm") -> Stack:
-    _build_run_image(engine, emit, stack.run, mirror, suite)
-    _build_build_image(engine, emit, stack)
-    emit(f"-----> stack ready: build image {stack.build}, run image {stack.run}")
+                suite: str = "bookworm", only_missing: bool = False) -> Stack:
+    """Make the stack's images (with `only_missing`, those not there yet)."""
+    if not (only_missing and _exists(engine, stack.run)):
+        _build_run_image(engine, emit, stack.run, mirror, suite)
+    if not (only_missing and _exists(engine, stack.build)):
+        _build_on_run_image(engine, emit, stack.run, stack.build, BUILD_PACKAGES,
+                            f"{SETUID_SWEEP} && {GO_STD_CACHE}", BUILD_CONFIG)
+    if not (only_missing and _exists(engine, stack.builder)):
+        _build_on_run_image(engine, emit, stack.run, stack.builder, BUILDER_PACKAGES,
+                            SETUID_SWEEP, BUILDER_CONFIG, files=BUILDER_FILES)
+    emit(f"-----> stack ready: build image {stack.build}, run image {stack.run}, "
+         f"build sandbox {stack.builder}")
     return stack
 
 
@@ -84,20 +102,31 @@ def _build_run_image(engine: Engine, emit: Callable[[str], None], image: str,
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _build_build_image(engine: Engine, emit: Callable[[str], None], stack: Stack) -> None:
-    emit(f"-----> build image: {stack.run} + {', '.join(BUILD_PACKAGES)}")
-    ctr = _buildah(engine, "from", stack.run).strip()
+BUILD_CONFIG = ("--env", "GOTOOLCHAIN=local", "--env", "CGO_ENABLED=0",
+                "--env", "npm_config_update_notifier=false", "--env", "npm_config_fund=false",
+                "--env", "npm_config_audit=false",
+                "--label", "org.opencontainers.image.title=cove-stack-build")
+BUILDER_CONFIG = ("--env", "BUILDAH_ISOLATION=chroot", "--env", "STORAGE_DRIVER=overlay",
+                  "--label", "org.opencontainers.image.title=cove-builder")
+
+
+def _build_on_run_image(engine: Engine, emit: Callable[[str], None], run_image: str,
+                        image: str, packages: tuple[str, ...], then: str,
+                        config: tuple[str, ...], files: dict[str, str] | None = None) -> None:
+    emit(f"-----> {image}: {run_image} + {', '.join(packages)}")
+    ctr = _buildah(engine, "from", run_image).strip()
     try:
         install = ("apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -qq "
-                   f"-y --no-install-recommends {' '.join(BUILD_PACKAGES)} >/dev/null && "
-                   "apt-get clean && rm -rf /var/lib/apt/lists/* && "
-                   f"{SETUID_SWEEP} && {GO_STD_CACHE}")
+                   f"-y --no-install-recommends {' '.join(packages)} >/dev/null && "
+                   f"apt-get clean && rm -rf /var/lib/apt/lists/* && {then}")
         _buildah(engine, "run", "--network", "host", ctr, "--", "sh", "-c", install)
-        _buildah(engine, "config", "--env", "GOTOOLCHAIN=local", "--env", "CGO_ENABLED=0",
-                 "--env", "npm_config_update_notifier=false", "--env", "npm_config_fund=false",
-                 "--env", "npm_config_audit=false",
-                 "--label", "org.opencontainers.image.title=cove-stack-build", ctr)
-        _buildah(engine, "commit", "--quiet", ctr, stack.build)
+        with tempfile.TemporaryDirectory(prefix="cove-stack-files-") as work:
+            for n, (path, text) in enumerate((files or {}).items()):
+                (Path(work) / str(n)).write_text(text)
+                _buildah(engine, "copy", "--chmod", "0644", ctr, str(Path(work) / str(n)),
+                         path)
+        _buildah(engine, "config", *config, ctr)
+        _buildah(engine, "commit", "--quiet", ctr, image)
     finally:
         _buildah(engine, "rm", ctr)
 

@@ -1,0 +1,321 @@
+"""The build sandbox: buildah runs inside a container whose root is not the host's root.
+
+buildah on the host runs RUN steps as the host's root, and its own bugs have let a step
+reach the host's filesystem (CVE-2024-1753 and its kin). So every build runs buildah in a
+container made from the stack's builder image, in a user namespace: uid 0 inside is uid
+BUILD_UID on the host, which owns nothing there. The container sees only
+- the build context and the Dockerfile (read-only),
+- the shared base images (stacks, images the operator allows, registry images pinned by
+  digest: what any tenant may start from), read-only,
+- the space's own image store (its layer cache: an escaped step reaches its own space's
+  cache, never another's), and an output directory.
+RUN steps run inside with buildah's chroot isolation and a reduced capability set; the
+container carries the build limits (memory, CPU, processes), the builds' network, no new
+privileges and a read-only root. The built image leaves as an OCI layout, copied into the
+host's store with its ids translated back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+from cove.adapters.engine import Engine, EngineError
+from cove.domain.errors import BuildFailed
+
+BUILD_UID = 300000  # root of every build sandbox, on the host
+ID_RANGE = 65536  # uids and gids 0..65535 inside map to BUILD_UID.. outside
+# What the build container itself may do, inside its user namespace only: mount (overlay
+# and chroot isolation), chroot, and what package installs need.
+SANDBOX_CAPS = "SYS_ADMIN,SYS_CHROOT,SETPCAP,CHOWN,DAC_OVERRIDE,FOWNER,FSETID,SETUID,SETGID"
+STEP_CAPS = "CHOWN,DAC_OVERRIDE,FOWNER,FSETID,SETUID,SETGID"  # what a RUN step keeps
+BASES = "/var/lib/cove-bases"  # where the shared base images are, inside the sandbox
+# The sandbox's own processes (buildah, its threads) share the build's cgroup limits.
+OVERHEAD_MB = 256
+OVERHEAD_PIDS = 64
+
+STORAGE_CONF = f"""\
+[storage]
+driver = "overlay"
+graphroot = "/var/lib/containers/storage"
+runroot = "/run/containers/storage"
+[storage.options]
+additionalimagestores = ["{BASES}"]
+"""
+BASES_CONF = f"""\
+[storage]
+driver = "overlay"
+graphroot = "{BASES}"
+runroot = "/run/containers/storage"
+"""
+CONTAINERS_CONF = """\
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "none"
+"""
+# The files the builder image carries (see stacks.py).
+BUILDER_FILES = {"/etc/containers/storage.conf": STORAGE_CONF,
+                 "/etc/containers/storage-bases.conf": BASES_CONF,
+                 "/etc/containers/containers.conf": CONTAINERS_CONF}
+
+
+class SharedLock:
+    """Many holders of `shared()`, or one of `exclusive()` (builds read the base images
+    while an import would change them)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writer)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self, wait: bool = True) -> Iterator[bool]:
+        def free() -> bool:
+            return not self._writer and not self._readers
+
+        with self._cond:
+            if not free() and not wait:
+                yield False
+                return
+            self._cond.wait_for(free)
+            self._writer = True
+        try:
+            yield True
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def _owned_dir(path: Path) -> Path:
+    """A directory the sandbox's root may write."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, BUILD_UID, BUILD_UID)
+    return path
+
+
+def tree_size(path: Path, stop_at: int | None = None) -> int:
+    """Bytes on disk under `path`; counting stops past `stop_at` (a step writing millions
+    of files must not make the count slow)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+        if stop_at is not None and total > stop_at:
+            break
+    return total
+
+
+class Sandbox:
+    def __init__(self, engine: Engine, home: Path, image: str,
+                 network: Callable[[], str] | None = None, skopeo: str = "skopeo") -> None:
+        self.engine = engine
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+        self.image = image
+        self.network = network
+        self.skopeo = skopeo
+        self.bases_lock = SharedLock()
+        self._space_locks: dict[str, SharedLock] = {}
+        self._guard = threading.Lock()
+
+    @property
+    def bases(self) -> Path:
+        return _owned_dir(self.home / "bases")
+
+    def space_store(self, scope: str) -> Path:
+        key = hashlib.sha256(scope.encode()).hexdigest()[:24]
+        return _owned_dir(self.home / "spaces" / key)
+
+    def space_lock(self, scope: str) -> SharedLock:
+        with self._guard:
+            return self._space_locks.setdefault(scope, SharedLock())
+
+    @staticmethod
+    def alias(ref: str) -> str:
+        """The name a base has inside the sandbox (a digest reference cannot be a tag)."""
+        if "@" not in ref:
+            return ref
+        return f"localhost/cove-base/{hashlib.sha256(ref.encode()).hexdigest()[:24]}:pinned"
+
+    def ready(self) -> bool:
+        return self.engine.run("image", "exists", self.image, check=False).returncode == 0
+
+    # -- base images -------------------------------------------------------------------
+
+    def _records(self) -> dict[str, str]:
+        path = self.home / "bases.json"
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return found if isinstance(found, dict) else {}
+
+    def _host_id(self, ref: str) -> str:
+        proc = self.engine.run("image", "inspect", "--format", "{{.Id}}", ref, check=False)
+        if proc.returncode != 0:
+            raise BuildFailed(f"the base image {ref} is not in this machine's image store")
+        return proc.stdout.strip()
+
+    def sync_bases(self, refs: Iterable[str], emit: Callable[[str], None]) -> None:
+        """Make base images of the host's store available to every sandbox, read-only."""
+        wanted = {self.alias(ref): self._host_id(ref) for ref in refs}
+        if all(self._records().get(a) == i for a, i in wanted.items()):
+            return
+        with self.bases_lock.exclusive():
+            records = self._records()
+            missing = {a: i for a, i in wanted.items() if records.get(a) != i}
+            if not missing:
+                return
+            emit(f"-----> making {', '.join(sorted(missing))} available to builds")
+            with tempfile.TemporaryDirectory(prefix="cove-bases-", dir=self.home) as work:
+                layout = Path(work) / "oci"
+                script = []
+                for n, (alias, image_id) in enumerate(sorted(missing.items())):
+                    self._export(image_id, f"oci:{layout}:b{n}")
+                    script.append(f'buildah tag "$(buildah pull -q oci:/in:b{n})" {alias}')
+                os.chmod(work, 0o755)
+                name = f"cove-bases-{Path(work).name}"
+                try:
+                    proc = subprocess.run(self._container(name, [
+                        "-v", f"{self.bases}:{BASES}",
+                        "-v", f"{layout}:/in:ro",
+                        "-e", "CONTAINERS_STORAGE_CONF=/etc/containers/storage-bases.conf"],
+                        ["sh", "-ec", " && ".join([*script, "buildah rmi --prune >/dev/null"])],
+                        network="none"),
+                        capture_output=True, text=True, env=self.engine.env, timeout=1800)
+                finally:
+                    self.remove(name)
+                if proc.returncode != 0:
+                    raise BuildFailed("the base images could not be made available to builds: "
+                                      f"{(proc.stderr or proc.stdout).strip()[-500:]}")
+            records.update(missing)
+            (self.home / "bases.json").write_text(json.dumps(records))
+
+    def _export(self, image_id: str, dest: str) -> None:
+        proc = subprocess.run(
+            [self.skopeo, "copy", "--quiet", "--dest-oci-accept-uncompressed-layers",
+             f"containers-storage:{image_id}", dest],
+            capture_output=True, text=True, env=self.engine.env, timeout=1800)
+        if proc.returncode != 0:
+            raise BuildFailed(f"could not export base image {image_id[:12]}: "
+                              f"{proc.stderr.strip()[-500:]}")
+
+    # -- builds -------------------------------------------------------------------------
+
+    def _container(self, name: str, extra: list[str], command: list[str],
+                   network: str | None = None, limits: list[str] | None = None) -> list[str]:
+        return [
+            self.engine.binary, "run", "--name", name, "--replace",
+            "--uidmap", f"0:{BUILD_UID}:{ID_RANGE}", "--gidmap", f"0:{BUILD_UID}:{ID_RANGE}",
+            "--cap-drop", "all", "--cap-add", SANDBOX_CAPS,
+            "--security-opt", "no-new-privileges", "--read-only",
+            "--tmpfs", "/run", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp",
+            # Given here: in a user namespace, the engine's defaults from containers.conf
+            # fail to apply (EPERM).
+            "--ulimit", "nofile=4096:4096", "--ulimit", "nproc=32768:32768",
+            *(["--network", network] if network else []),
+            *(limits or []), *extra, self.image, *command]
+
+    @staticmethod
+    def hand_over(context: Path) -> None:
+        """Give the build context to the sandbox's root (files a tarball made private to
+        the host's root would be unreadable in the build). The context is the build's own
+        copy; links are changed, never followed."""
+        os.lchown(context, BUILD_UID, BUILD_UID)
+        for root, dirs, files in os.walk(context):
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), BUILD_UID, BUILD_UID)
+
+    def build_command(self, name: str, scope: str, work: Path, context: Path, tag: str,
+                      memory_mb: int, cpu_millis: int, pids: int) -> list[str]:
+        """The command that builds `context` with `work`/Dockerfile into `work`/out."""
+        limits = ["--memory", f"{memory_mb + OVERHEAD_MB}m",
+                  "--memory-swap", f"{memory_mb + OVERHEAD_MB}m",
+                  "--cpu-period", "100000", "--cpu-quota", str(cpu_millis * 100),
+                  "--pids-limit", str(pids + OVERHEAD_PIDS)]
+        out = _owned_dir(work / "out")
+        script = (
+            "buildah --log-level error bud --isolation chroot --layers --force-rm "
+            f"--cap-drop ALL --cap-add {STEP_CAPS} --iidfile /out/iid -f /work/Dockerfile "
+            f"-t {tag} /src && "
+            f"buildah --log-level error push --quiet --disable-compression {tag} "
+            "oci:/out/image:built")
+        network = self.network() if self.network else None
+        return self._container(name, [
+            "-v", f"{self.space_store(scope)}:/var/lib/containers/storage",
+            "-v", f"{self.bases}:{BASES}:ro",
+            "-v", f"{context}:/src:ro",
+            "-v", f"{work / 'in'}:/work:ro",
+            "-v", f"{out}:/out"], ["sh", "-c", script], network=network, limits=limits)
+
+    def oom_killed(self, name: str) -> bool:
+        proc = self.engine.run("inspect", "--format", "{{.State.OOMKilled}}", name,
+                               check=False)
+        return proc.stdout.strip() == "true"
+
+    def remove(self, name: str) -> None:
+        with suppress(EngineError, subprocess.TimeoutExpired):
+            self.engine.run("rm", "--force", "--time", "0", name, check=False, timeout=60)
+
+    def kill(self, name: str) -> None:
+        with suppress(EngineError, subprocess.TimeoutExpired):
+            self.engine.run("kill", name, check=False, timeout=30)
+
+    def import_image(self, work: Path, tag: str) -> str:
+        """Copy the built image into the host's store; its id."""
+        image_id = (work / "out" / "iid").read_text().strip().removeprefix("sha256:")
+        proc = subprocess.run(
+            [self.skopeo, "copy", "--quiet", f"oci:{work / 'out' / 'image'}:built",
+             f"containers-storage:{tag}"],
+            capture_output=True, text=True, env=self.engine.env, timeout=1800)
+        if proc.returncode != 0:
+            raise BuildFailed(f"the built image could not be stored: {proc.stderr.strip()}")
+        return image_id
+
+    def layers(self, scope: str) -> set[str]:
+        """The layer directories in a space's store (a build's own are those added)."""
+        with suppress(OSError):
+            return set(os.listdir(self.space_store(scope) / "overlay"))
+        return set()
+
+    def written(self, scope: str, before: set[str], stop_at: int) -> int:
+        """Bytes in the layers a running build added to its space's store: its working
+        containers' and those it committed."""
+        overlay = self.space_store(scope) / "overlay"
+        total = 0
+        for name in self.layers(scope) - before:
+            total += tree_size(overlay / name, stop_at - total)
+            if total > stop_at:
+                break
+        return total
+
+    def trim(self, scope: str, cap_bytes: int) -> None:
+        """Drop a space's build cache once it outgrows `cap_bytes` (the next build is cold)."""
+        store = self.space_store(scope)
+        if tree_size(store, cap_bytes) <= cap_bytes:
+            return
+        with self.space_lock(scope).exclusive(wait=False) as free:
+            if free:
+                shutil.rmtree(store, ignore_errors=True)
