@@ -107,7 +107,7 @@ def build(settings: ServerSettings) -> Platform:
     home.mkdir(parents=True, exist_ok=True)
     store = SqlStore(settings.database_url)
     engine = Engine(home / "engine")
-    stack = Stack(settings.build_image, settings.run_image)
+    stack = Stack(settings.build_image, settings.run_image, settings.builder_image)
     logs = FileLogs(home / "logs")
     runtime = PodmanRuntime(engine, logs, install_id(home))
     listen = f"{settings.router_listen}:{settings.router_port}"

@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(run_doctor(settings, args.only, args.scope))
     elif args.command == "stacks":
         build_stack(Engine(settings.home / "engine"),
-                    stack=Stack(settings.build_image, settings.run_image),
+                    stack=Stack(settings.build_image, settings.run_image,
+                                settings.builder_image),
                     mirror=settings.debian_mirror)
     else:
         serve(settings)

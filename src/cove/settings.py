@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cove.domain.contract import BUILD_IMAGE, RUN_IMAGE
+from cove.domain.contract import BUILD_IMAGE, BUILDER_IMAGE, RUN_IMAGE
 
 DEFAULT_TEMPLATE = Path(__file__).parent / "data" / "space-template.yaml"
 
@@ -35,6 +35,7 @@ class ServerSettings:
     drain_seconds: float = 1.0
     build_image: str = BUILD_IMAGE
     run_image: str = RUN_IMAGE
+    builder_image: str = BUILDER_IMAGE
     debian_mirror: str = "http://deb.debian.org/debian"
     token_days: float = 30.0  # how long a login's API token lasts
 
@@ -63,6 +64,7 @@ class ServerSettings:
             pool_reconcile_interval=float(e.get("COVE_POOL_RECONCILE_INTERVAL", "30")),
             build_image=e.get("COVE_BUILD_IMAGE") or cls.build_image,
             run_image=e.get("COVE_RUN_IMAGE") or cls.run_image,
+            builder_image=e.get("COVE_BUILDER_IMAGE") or cls.builder_image,
             debian_mirror=e.get("COVE_DEBIAN_MIRROR") or cls.debian_mirror,
             token_days=float(e.get("COVE_TOKEN_DAYS", "30")),
         )

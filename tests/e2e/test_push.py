@@ -231,7 +231,8 @@ def test_everyone_sees_the_stacks_and_only_a_platform_admin_rebuilds_them(
     # An operator whose Debian mirror is down learns why, and nothing is replaced.
     other = make_server(tmp_path, COVE_DEBIAN_MIRROR="http://127.0.0.1:9/debian",
                         COVE_BUILD_IMAGE="localhost/cove-test/stack-build:none",
-                        COVE_RUN_IMAGE="localhost/cove-test/stack-run:none")
+                        COVE_RUN_IMAGE="localhost/cove-test/stack-run:none",
+                        COVE_BUILDER_IMAGE="localhost/cove-test/builder:none")
     other.start()
     try:
         admin = other.admin("ops")
@@ -239,7 +240,8 @@ def test_everyone_sees_the_stacks_and_only_a_platform_admin_rebuilds_them(
         failed = admin.run("stacks", "build", ok=False).stdout
         assert "-----> debootstrap bookworm" in failed
         assert "==> stack build failed: debootstrap failed" in failed
-        assert all(s["id"] is None for s in json.loads(admin.run("stacks", "--json").stdout))
+        shown_now = json.loads(admin.run("stacks", "--json").stdout)
+        assert all(s["id"] is None for s in shown_now), shown_now
     finally:
         other.teardown()
 

@@ -262,7 +262,7 @@ def stack_checks(settings: ServerSettings) -> list[Check]:
     from cove.adapters.engine import Engine
 
     why = "buildpacks build on the build image and apps run on the run image"
-    stack = Stack(settings.build_image, settings.run_image)
+    stack = Stack(settings.build_image, settings.run_image, settings.builder_image)
     if stack_exists(Engine(settings.home / "engine"), stack):
         return [Check("platform", "stacks", PASS, f"{stack.build} and {stack.run}", why)]
     return [Check("platform", "stacks", WARN, "not built: source deploys fail until they are",

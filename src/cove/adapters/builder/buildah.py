@@ -23,6 +23,8 @@ from cove.domain.errors import BuildFailed, Invalid
 from cove.ports.builder import BuildLimits, BuiltImage, StackImage
 
 DOCKERFILES = ("Dockerfile", "Containerfile")
+# What buildah says inside the sandbox that is not about the build (it has no syslog).
+SANDBOX_NOISE = frozenset({"failed to connect to syslog: Initialization"})
 # A space's build cache is dropped once it holds this many times the build disk limit.
 CACHE_FACTOR = 4
 
@@ -168,6 +170,8 @@ class BuildahBuilder:
                     stop(f"it wrote more than {_size(limits.max_output_bytes)} of output")
                     continue
                 line = raw.decode("utf-8", "replace").rstrip("\n")
+                if line in SANDBOX_NOISE:
+                    continue
                 tail.append(line)
                 emit(line)
             code = proc.wait()

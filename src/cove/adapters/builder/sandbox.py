@@ -181,17 +181,20 @@ class Sandbox:
     def sync_bases(self, refs: Iterable[str], emit: Callable[[str], None]) -> None:
         """Make base images of the host's store available to every sandbox, read-only."""
         wanted = {self.alias(ref): self._host_id(ref) for ref in refs}
-        if all(self._records().get(a) == i for a, i in wanted.items()):
+        made = (self.bases / "overlay-images").is_dir()  # an image store at all
+        if made and all(self._records().get(a) == i for a, i in wanted.items()):
             return
         with self.bases_lock.exclusive():
             records = self._records()
             missing = {a: i for a, i in wanted.items() if records.get(a) != i}
-            if not missing:
+            if not missing and (self.bases / "overlay-images").is_dir():
                 return
-            emit(f"-----> making {', '.join(sorted(missing))} available to builds")
+            if missing:
+                emit(f"-----> making {', '.join(sorted(missing))} available to builds")
             with tempfile.TemporaryDirectory(prefix="cove-bases-", dir=self.home) as work:
                 layout = Path(work) / "oci"
-                script = []
+                layout.mkdir()
+                script = ["true"]
                 for n, (alias, image_id) in enumerate(sorted(missing.items())):
                     self._export(image_id, f"oci:{layout}:b{n}")
                     script.append(f'buildah tag "$(buildah pull -q oci:/in:b{n})" {alias}')
@@ -202,7 +205,8 @@ class Sandbox:
                         "-v", f"{self.bases}:{BASES}",
                         "-v", f"{layout}:/in:ro",
                         "-e", "CONTAINERS_STORAGE_CONF=/etc/containers/storage-bases.conf"],
-                        ["sh", "-ec", " && ".join([*script, "buildah rmi --prune >/dev/null"])],
+                        ["sh", "-ec", " && ".join([*script, "buildah rmi --prune >/dev/null",
+                                                   "buildah images >/dev/null"])],
                         network="none"),
                         capture_output=True, text=True, env=self.engine.env, timeout=1800)
                 finally:
