@@ -226,3 +226,39 @@ def test_source_pushed_to_a_pool_app_is_built_and_pulled_from_the_pools_registry
                                capture_output=True, text=True, check=True)
     assert inspected.stdout.strip() == digest  # the nodes can pull exactly what was built
     assert deployment(control_plane, "built-web").status.readyReplicas == 1
+
+
+def can_read_secrets(control_plane: ControlPlane, user: str) -> bool:
+    """What the API server answers for `user` (the bound subject) reading the space's
+    Secrets: the access a member's own credentials would get."""
+    from lightkube.resources.authorization_v1 import SubjectAccessReview
+
+    review = control_plane.admin().create(SubjectAccessReview.from_dict({
+        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+        "spec": {"user": user, "resourceAttributes": {
+            "namespace": NS, "verb": "get", "resource": "secrets"}}}))
+    return bool(review.status and review.status.allowed)
+
+
+def test_removed_and_demoted_members_lose_their_cluster_access(
+        kcove: CoveServer, control_plane: ControlPlane, team: str) -> None:
+    """Removing a member left their RoleBinding (they still read the space's Secrets), and
+    a role could never be lowered (a binding's roleRef cannot change)."""
+    admin, lee = kcove.user("operator"), kcove.user("lee")
+    lee.signup()
+    client = control_plane.admin()
+    admin.run("members", "add", team, "lee", "--role", "admin")
+    assert can_read_secrets(control_plane, "lee")
+
+    admin.run("members", "add", team, "lee", "--role", "viewer")
+    binding = client.get(RoleBinding, "cove-member-lee", namespace=NS)
+    assert binding.roleRef.name == "cove-viewer"
+    assert not can_read_secrets(control_plane, "lee")
+
+    admin.run("members", "add", team, "lee", "--role", "developer")
+    admin.run("members", "remove", team, "lee")
+    with pytest.raises(ApiError):
+        client.get(RoleBinding, "cove-member-lee", namespace=NS)
+    assert not can_read_secrets(control_plane, "lee")
+    # The other members keep theirs.
+    assert client.get(RoleBinding, "cove-member-operator", namespace=NS)

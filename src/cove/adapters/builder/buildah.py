@@ -96,24 +96,30 @@ class BuildahBuilder:
                               "yet: a platform admin runs `cove stacks build`")
         self.sandbox.sync_bases(guarded.bases, emit)
         self.sandbox.hand_over(source)
-        with self.sandbox.bases_lock.shared(), self.sandbox.space_lock(scope).shared(), \
-                tempfile.TemporaryDirectory(prefix="cove-build-",
-                                            dir=self.sandbox.home) as work:
-            os.chmod(work, 0o755)
-            # Outside the source tree: it is the build context, and what the app's image
-            # copies.
-            (Path(work) / "in").mkdir()
-            (Path(work) / "in" / "Dockerfile").write_text(guarded.text)
-            name = f"cove-build-{Path(work).name.removeprefix('cove-build-')}"
-            command = self.sandbox.build_command(
-                name, scope, Path(work), source, tag, limits.memory_mb, limits.cpu_millis,
-                limits.pids)
-            try:
-                self._run(command, name, scope, limits, emit)
-            finally:
-                self.sandbox.remove(name)
-            image_id = self.sandbox.import_image(Path(work), tag)
-        self.sandbox.trim(scope, CACHE_FACTOR * limits.disk_mb * 2**20)
+        cap = CACHE_FACTOR * limits.disk_mb * 2**20
+        added = 0
+        try:
+            with self.sandbox.bases_lock.shared(), self.sandbox.space_lock(scope).shared(), \
+                    tempfile.TemporaryDirectory(prefix="cove-build-",
+                                                dir=self.sandbox.home) as work:
+                os.chmod(work, 0o755)
+                # Outside the source tree: it is the build context, and what the app's
+                # image copies.
+                (Path(work) / "in").mkdir()
+                (Path(work) / "in" / "Dockerfile").write_text(guarded.text)
+                name = f"cove-build-{Path(work).name.removeprefix('cove-build-')}"
+                command = self.sandbox.build_command(
+                    name, scope, Path(work), source, tag, limits.memory_mb,
+                    limits.cpu_millis, limits.pids)
+                before = self.sandbox.layers(scope)
+                try:
+                    self._run(command, name, scope, before, limits, emit)
+                finally:
+                    self.sandbox.remove(name)
+                    added = self.sandbox.written(scope, before, cap)
+                image_id = self.sandbox.import_image(Path(work), tag)
+        finally:
+            self.sandbox.account(scope, added, cap)  # outside the space's lock: it may wipe
         return BuiltImage(image_id, kind)
 
     def _dockerfile(self, source: Path, emit: Callable[[str], None]) -> tuple[str, str]:
@@ -133,8 +139,8 @@ class BuildahBuilder:
         emit(f"-----> {pack.name} app detected")
         return pack.name, pack.dockerfile(source)
 
-    def _run(self, args: list[str], name: str, scope: str, limits: BuildLimits,
-             emit: Callable[[str], None]) -> None:
+    def _run(self, args: list[str], name: str, scope: str, before: set[str],
+             limits: BuildLimits, emit: Callable[[str], None]) -> None:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=self.engine.env, start_new_session=True)
         stopped: list[str] = []
@@ -148,7 +154,6 @@ class BuildahBuilder:
                                 stop, [f"it ran longer than {limits.timeout_seconds}s"])
         timer.start()
         finished = threading.Event()
-        before = self.sandbox.layers(scope)
 
         def watch_disk() -> None:
             limit = limits.disk_mb * 2**20

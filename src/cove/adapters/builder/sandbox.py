@@ -315,11 +315,21 @@ class Sandbox:
                 break
         return total
 
-    def trim(self, scope: str, cap_bytes: int) -> None:
-        """Drop a space's build cache once it outgrows `cap_bytes` (the next build is cold)."""
+    def account(self, scope: str, added: int, cap_bytes: int) -> None:
+        """Count what a build added to its space's store, and drop the store (the space's
+        build cache: the next build is cold) once the count passes `cap_bytes`. Counted,
+        not measured: measuring would walk every cached layer after every build."""
         store = self.space_store(scope)
-        if tree_size(store, cap_bytes) <= cap_bytes:
+        tally = store.parent / f"{store.name}.bytes"
+        with self._guard:
+            try:
+                total = int(tally.read_text()) + added
+            except (OSError, ValueError):
+                total = added
+            tally.write_text(str(total))
+        if total <= cap_bytes:
             return
         with self.space_lock(scope).exclusive(wait=False) as free:
             if free:
                 shutil.rmtree(store, ignore_errors=True)
+                tally.unlink(missing_ok=True)

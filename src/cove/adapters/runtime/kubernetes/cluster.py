@@ -28,9 +28,11 @@ from lightkube.generic_resource import create_namespaced_resource
 from lightkube.operators import exists
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.resources.rbac_authorization_v1 import RoleBinding
 
 from cove.adapters.runtime.kubernetes import inspect
 from cove.adapters.runtime.kubernetes.render import (
+    MEMBER_LABEL,
     AppSpec,
     Gateway,
     Manifest,
@@ -189,7 +191,32 @@ class KubernetesCluster:
             self._roles_installed = True
         spec = space if isinstance(space, SpaceSpec) else SpaceSpec(
             space.name, space.template, space.members, router_namespace=self.router_namespace)
-        return self.apply(space_manifests(spec), f"provisioning space {spec.name!r}")
+        manifests = space_manifests(spec)
+        removed = self._drop_stale_bindings(spec.name, manifests)
+        return removed + self.apply(manifests, f"provisioning space {spec.name!r}")
+
+    def _drop_stale_bindings(self, space: str, manifests: list[Manifest]) -> int:
+        """Members' RoleBindings are exactly the members: a removed member's binding goes,
+        and a changed role replaces it (a binding's roleRef cannot change in place)."""
+        ns = namespace_of(space)
+        wanted = {m["metadata"]["name"]: m["roleRef"]["name"] for m in manifests
+                  if m["kind"] == "RoleBinding"}
+        deleted = 0
+        with domain_errors(f"updating the members of space {space!r}"):
+            self.counters.requests += 1
+            for found in self.client.list(RoleBinding, namespace=ns,
+                                          labels={MEMBER_LABEL: exists()}):
+                name = found.metadata.name if found.metadata else None
+                if name and wanted.get(name) != found.roleRef.name:
+                    self.counters.requests += 1
+                    try:
+                        self.client.delete(RoleBinding, name, namespace=ns)
+                    except ApiError as err:
+                        if err.status.code != 404:
+                            raise
+                    deleted += 1
+        self.counters.writes += deleted
+        return deleted
 
     def remove_space(self, space: str, wait: float = 0) -> None:
         with domain_errors(f"removing space {space!r}"):

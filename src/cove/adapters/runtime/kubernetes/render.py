@@ -149,14 +149,21 @@ def space_manifests(spec: SpaceSpec) -> list[Manifest]:
                 "kubernetes.io/metadata.name": spec.dns_namespace}}}],
                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}))
     for user, role in sorted(spec.members):
-        out.append({
+        out.append(member_binding(ns, user, role))
+    return out
+
+
+MEMBER_LABEL = "cove.dev/member"
+
+
+def member_binding(ns: str, user: str, role: Role) -> Manifest:
+    return {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": _meta(f"cove-member-{user}", ns, labels={"cove.dev/member": user}),
+            "metadata": _meta(f"cove-member-{user}", ns, labels={MEMBER_LABEL: user}),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                         "name": CLUSTER_ROLE[role]},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": user}]})
-    return out
+                          "name": user}]}
 
 
 def _netpol(ns: str, name: str, spec: dict[str, Any]) -> Manifest:
