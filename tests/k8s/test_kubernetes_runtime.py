@@ -120,7 +120,7 @@ def pod_manifest(ns: str, name: str, **security: object) -> dict[str, object]:
                             "seccompProfile": {"type": "RuntimeDefault"}, **security},
         "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": ns},
-            "spec": {"containers": [container]}}
+            "spec": {"containers": [container], "serviceAccountName": "cove-app"}}
 
 
 def refused(client: Client, manifest: dict[str, object]) -> str:
@@ -197,7 +197,7 @@ def test_dangerous_workloads_are_refused_by_the_cluster(control_plane: ControlPl
                                                                     "namespace": ns},
                  "spec": {"type": "NodePort", "selector": {"a": "b"},
                           "ports": [{"port": 80}]}}
-    assert "services.nodeports" in refused(dev, node_port)
+    assert "ClusterIP" in refused(control_plane.admin(), node_port)
 
 
 def test_an_app_rolls_out_to_ready_instances(cluster: KubernetesCluster,
@@ -303,3 +303,83 @@ def test_apps_can_be_routed_with_gateway_api_httproutes(control_plane: ControlPl
     assert list(admin.list(Ingress, namespace=ns)) == []
     cluster.remove_app(name, "hello")
     assert list(admin.list(HTTPRoute, namespace=ns)) == []
+
+
+def service(ns: str, name: str, **spec: object) -> dict[str, object]:
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+            "spec": {"ports": [{"port": 80}], **spec}}
+
+
+def test_tenants_cannot_write_what_routes_traffic(control_plane: ControlPlane,
+                                                  space: Callable[..., str]) -> None:
+    """A developer wrote Ingresses for another tenant's hostname, and a selector-less
+    Service with Endpoints at another tenant's pod (CVE-2021-25740): Cove writes these
+    from the space's own claims; tenants only read them."""
+    ns = namespace_of(space(("dev3", Role.ADMIN)))
+    dev = as_user(control_plane, "dev3")
+    hijack = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+              "metadata": {"name": "hijack", "namespace": ns},
+              "spec": {"rules": [{"host": "victim-other.apps.test", "http": {"paths": [{
+                  "path": "/", "pathType": "Prefix", "backend": {"service": {
+                      "name": "x", "port": {"number": 80}}}}]}}]}}
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints",
+                 "metadata": {"name": "x", "namespace": ns},
+                 "subsets": [{"addresses": [{"ip": "10.0.0.9"}], "ports": [{"port": 80}]}]}
+    slice_ = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+              "metadata": {"name": "x-1", "namespace": ns,
+                           "labels": {"kubernetes.io/service-name": "x"}},
+              "addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.9"]}]}
+    for manifest in (hijack, service(ns, "x"), endpoints, slice_):
+        with pytest.raises(ApiError) as err:
+            dev.create(from_dict(manifest))
+        assert err.value.status.code == 403, manifest["kind"]
+    assert list(dev.list(Ingress, namespace=ns)) == []  # reading is still allowed
+
+
+def test_cluster_policies_hold_whoever_writes(control_plane: ControlPlane,
+                                              space: Callable[..., str]) -> None:
+    """Admission policies bound to every space's namespace: they refuse even a cluster
+    admin (and so any role an operator grants by mistake)."""
+    ns = namespace_of(space(("dev4", Role.DEVELOPER)))
+    dev, admin = as_user(control_plane, "dev4"), control_plane.admin()
+    assert "externalIPs" in refused(admin, service(ns, "ext", externalIPs=["10.1.2.3"]))
+    assert "ClusterIP" in refused(admin, service(
+        ns, "alias", type="ExternalName", externalName="kubernetes.default.svc"))
+    token = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
+             "metadata": {"name": "forever", "namespace": ns,
+                          "annotations": {"kubernetes.io/service-account.name": "cove-app"}}}
+    assert "never expire" in refused(dev, token)
+
+    def pod(name: str, **spec: object) -> dict[str, object]:
+        manifest = pod_manifest(ns, name)
+        manifest["spec"].update(spec)  # type: ignore[attr-defined]
+        return manifest
+
+    assert "priority" in refused(dev, pod("prio", priorityClassName="system-node-critical"))
+    assert "tolerate" in refused(dev, pod("tol", tolerations=[{"operator": "Exists"}]))
+    assert "tolerate" in refused(dev, pod("tol2", tolerations=[{
+        "key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]))
+    assert "nodeName" in refused(dev, pod("pinned", nodeName="kwok-node-0"))
+    assert "automountServiceAccountToken" in refused(dev, pod("sa", serviceAccountName="default"))
+    assert "tokens" in refused(dev, pod("projected", volumes=[{"name": "t", "projected": {
+        "sources": [{"serviceAccountToken": {"path": "token"}}]}}]))
+    dev.create(from_dict(pod("fine", automountServiceAccountToken=False,
+                             serviceAccountName="default")))
+
+
+def test_object_counts_are_bounded(control_plane: ControlPlane,
+                                   space: Callable[..., str]) -> None:
+    """500 ConfigMaps of 1 MB in 3 s filled etcd for everyone: a space has a count quota."""
+    from cove.adapters.runtime.kubernetes.render import CONFIGMAPS
+
+    ns = namespace_of(space(("dev5", Role.DEVELOPER)))
+    dev = as_user(control_plane, "dev5")
+    made = 0
+    with pytest.raises(ApiError) as err:
+        for n in range(CONFIGMAPS + 1):
+            dev.create(from_dict({"apiVersion": "v1", "kind": "ConfigMap",
+                                  "metadata": {"name": f"c{n}", "namespace": ns},
+                                  "data": {"k": "v"}}))
+            made += 1
+    assert err.value.status.code == 403 and "exceeded quota" in err.value.status.message
+    assert made < CONFIGMAPS

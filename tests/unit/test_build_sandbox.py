@@ -78,3 +78,17 @@ def test_an_import_waits_for_running_builds_and_builds_wait_for_it() -> None:
         order.append("build ended")
     writer.join(2)
     assert order == ["build ended", "import"]
+
+
+def test_an_output_with_links_leading_out_is_refused(tmp_path: Path) -> None:
+    """An escaped step could leave the image's blobs as links to host files, for the
+    host's copy to read as root."""
+    import pytest
+
+    from cove.domain.errors import BuildFailed
+
+    blobs = tmp_path / "work" / "out" / "image" / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    (blobs / ("0" * 64)).symlink_to("/etc/hostname")
+    with pytest.raises(BuildFailed, match="left links in its output"):
+        sandbox(tmp_path).import_image(tmp_path / "work", "localhost/cove-test/never:1")

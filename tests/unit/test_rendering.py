@@ -66,6 +66,7 @@ def test_kubernetes_space_and_app_manifests() -> None:
         AppSpec,
         ProcessSpec,
         SpaceSpec,
+        admission_policies,
         app_manifests,
         cluster_roles,
         space_manifests,
@@ -89,7 +90,8 @@ def test_kubernetes_space_and_app_manifests() -> None:
         def ignore_aliases(self, data: object) -> bool:
             return True  # write shared lists out in full: the snapshot is for reading
 
-    text = yaml.dump_all([*cluster_roles(), *space, *app], Dumper=Plain, sort_keys=True)
+    text = yaml.dump_all([*cluster_roles(), *admission_policies(), *space, *app], Dumper=Plain,
+                         sort_keys=True)
     matches("kubernetes.yaml", text)
     for role in cluster_roles():
         verbs = {v for rule in role["rules"] for v in rule["verbs"]}
@@ -97,4 +99,5 @@ def test_kubernetes_space_and_app_manifests() -> None:
         writable = {r for rule in role["rules"] if set(rule["verbs"]) & {"create", "patch"}
                     for r in rule["resources"]}
         assert not writable & {"resourcequotas", "limitranges", "networkpolicies",
-                               "rolebindings", "roles", "namespaces"}
+                               "rolebindings", "roles", "namespaces", "ingresses",
+                               "httproutes", "services", "endpoints", "endpointslices"}

@@ -113,7 +113,7 @@ class BuildahBuilder:
                     limits.cpu_millis, limits.pids)
                 before = self.sandbox.layers(scope)
                 try:
-                    self._run(command, name, scope, before, limits, emit)
+                    self._run(command, name, scope, before, Path(work), limits, emit)
                 finally:
                     self.sandbox.remove(name)
                     added = self.sandbox.written(scope, before, cap)
@@ -139,7 +139,7 @@ class BuildahBuilder:
         emit(f"-----> {pack.name} app detected")
         return pack.name, pack.dockerfile(source)
 
-    def _run(self, args: list[str], name: str, scope: str, before: set[str],
+    def _run(self, args: list[str], name: str, scope: str, before: set[str], work: Path,
              limits: BuildLimits, emit: Callable[[str], None]) -> None:
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 env=self.engine.env, start_new_session=True)
@@ -158,7 +158,7 @@ class BuildahBuilder:
         def watch_disk() -> None:
             limit = limits.disk_mb * 2**20
             while not finished.wait(1.0):
-                if self.sandbox.written(scope, before, limit) > limit:
+                if self.sandbox.written(scope, before, limit, work) > limit:
                     stop(f"it wrote more than {limits.disk_mb} MiB to disk")
                     return
 

@@ -260,11 +260,10 @@ class Sandbox:
                   "--cpu-period", "100000", "--cpu-quota", str(cpu_millis * 100),
                   "--pids-limit", str(pids + OVERHEAD_PIDS)]
         out = _owned_dir(work / "out")
-        script = (
+        script = (  # the tag is an argument, never part of the script
             "buildah --log-level error bud --isolation chroot --layers --force-rm "
-            f"--cap-drop ALL --cap-add {STEP_CAPS} --iidfile /out/iid -f /work/Dockerfile "
-            f"-t {tag} /src && "
-            f"buildah --log-level error push --quiet --disable-compression {tag} "
+            f"--cap-drop ALL --cap-add {STEP_CAPS} -f /work/Dockerfile -t \"$1\" /src && "
+            "buildah --log-level error push --quiet --disable-compression \"$1\" "
             "oci:/out/image:built")
         network = self.network() if self.network else None
         return self._container(name, [
@@ -272,7 +271,8 @@ class Sandbox:
             "-v", f"{self.bases}:{BASES}:ro",
             "-v", f"{context}:/src:ro",
             "-v", f"{work / 'in'}:/work:ro",
-            "-v", f"{out}:/out"], ["sh", "-c", script], network=network, limits=limits)
+            "-v", f"{out}:/out"], ["sh", "-c", script, "build", tag], network=network,
+            limits=limits)
 
     def oom_killed(self, name: str) -> bool:
         proc = self.engine.run("inspect", "--format", "{{.State.OOMKilled}}", name,
@@ -288,15 +288,20 @@ class Sandbox:
             self.engine.run("kill", name, check=False, timeout=30)
 
     def import_image(self, work: Path, tag: str) -> str:
-        """Copy the built image into the host's store; its id."""
-        image_id = (work / "out" / "iid").read_text().strip().removeprefix("sha256:")
+        """Copy the built image into the host's store; its id. What the sandbox left is
+        read as an untrusted image: no link may lead out of it, and the id is the host
+        store's, not one the sandbox names (it could name another space's image)."""
+        out = work / "out"
+        for root, dirs, files in os.walk(out):
+            if any(os.path.islink(os.path.join(root, n)) for n in dirs + files):
+                raise BuildFailed("the build left links in its output: refused")
         proc = subprocess.run(
             [self.skopeo, "copy", "--quiet", f"oci:{work / 'out' / 'image'}:built",
              f"containers-storage:{tag}"],
             capture_output=True, text=True, env=self.engine.env, timeout=1800)
         if proc.returncode != 0:
             raise BuildFailed(f"the built image could not be stored: {proc.stderr.strip()}")
-        return image_id
+        return self._host_id(tag).removeprefix("sha256:")
 
     def layers(self, scope: str) -> set[str]:
         """The layer directories in a space's store (a build's own are those added)."""
@@ -304,11 +309,12 @@ class Sandbox:
             return set(os.listdir(self.space_store(scope) / "overlay"))
         return set()
 
-    def written(self, scope: str, before: set[str], stop_at: int) -> int:
-        """Bytes in the layers a running build added to its space's store: its working
-        containers' and those it committed."""
+    def written(self, scope: str, before: set[str], stop_at: int,
+                work: Path | None = None) -> int:
+        """Bytes a running build wrote: the layers it added to its space's store (its
+        working containers' and those it committed), and the image it hands over."""
         overlay = self.space_store(scope) / "overlay"
-        total = 0
+        total = tree_size(work / "out", stop_at) if work else 0
         for name in self.layers(scope) - before:
             total += tree_size(overlay / name, stop_at - total)
             if total > stop_at:

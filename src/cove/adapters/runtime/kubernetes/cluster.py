@@ -37,6 +37,7 @@ from cove.adapters.runtime.kubernetes.render import (
     Gateway,
     Manifest,
     SpaceSpec,
+    admission_policies,
     app_manifests,
     cluster_roles,
     namespace_of,
@@ -183,12 +184,20 @@ class KubernetesCluster:
     # -- spaces -----------------------------------------------------------------------------
 
     def ensure_cluster_roles(self) -> int:
-        return self.apply(cluster_roles(), "installing Cove's cluster roles")
+        """Cove's cluster-wide objects: the members' roles and the admission policies
+        bound to every space's namespace."""
+        return self.apply([*cluster_roles(), *admission_policies()],
+                          "installing Cove's cluster roles and policies")
 
-    def provision_space(self, space: SpaceSpec | SpaceState) -> int:
+    def _ensure_cluster_objects(self) -> None:
+        """Once per process: an upgraded Cove brings its roles and policies to the cluster
+        at its first provisioning or reconcile pass, whichever comes first."""
         if not self._roles_installed:
             self.ensure_cluster_roles()
             self._roles_installed = True
+
+    def provision_space(self, space: SpaceSpec | SpaceState) -> int:
+        self._ensure_cluster_objects()
         spec = space if isinstance(space, SpaceSpec) else SpaceSpec(
             space.name, space.template, space.members, router_namespace=self.router_namespace)
         manifests = space_manifests(spec)
@@ -255,6 +264,7 @@ class KubernetesCluster:
 
     def reconcile(self, apps: list[AppState]) -> int:
         """Re-apply many apps, one namespace at a time: each kind is listed once per space."""
+        self._ensure_cluster_objects()
         by_space: dict[str, list[Manifest]] = {}
         for app in apps:
             by_space.setdefault(app.space, []).extend(self._render(app))

@@ -49,17 +49,22 @@ def _cpu(millis: int) -> str:
 _READ = ["get", "list", "watch"]
 _WRITE = ["create", "update", "patch", "delete", "deletecollection"]
 _WORKLOADS = [
-    ("", ["pods", "services", "endpoints", "configmaps", "persistentvolumeclaims"]),
+    ("", ["pods", "configmaps", "persistentvolumeclaims"]),
     ("apps", ["deployments", "replicasets", "statefulsets"]),
     ("batch", ["jobs", "cronjobs"]),
-    ("networking.k8s.io", ["ingresses"]),
     ("policy", ["poddisruptionbudgets"]),
     ("autoscaling", ["horizontalpodautoscalers"]),
 ]
-# What a tenant may look at but never change: the space's guard rails.
+# What a tenant may look at but never change: the space's guard rails, and what routes
+# traffic (Cove writes Ingresses, HTTPRoutes and Services from the space's own claims; a
+# tenant writing them could claim another's hostname or point a Service's endpoints at
+# another tenant's pod, CVE-2021-25740).
 _GUARD_RAILS = [
-    ("", ["resourcequotas", "limitranges", "serviceaccounts", "events"]),
-    ("networking.k8s.io", ["networkpolicies"]),
+    ("", ["resourcequotas", "limitranges", "serviceaccounts", "events", "services",
+          "endpoints"]),
+    ("discovery.k8s.io", ["endpointslices"]),
+    ("networking.k8s.io", ["networkpolicies", "ingresses"]),
+    ("gateway.networking.k8s.io", ["httproutes"]),
     ("events.k8s.io", ["events"]),
 ]
 
@@ -85,6 +90,71 @@ def cluster_roles() -> list[Manifest]:
                                 (Role.VIEWER, viewer))]
 
 
+# Tolerations the API server adds to every pod itself (DefaultTolerationSeconds).
+ALLOWED_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+SPACE_LABEL = "cove.dev/space"
+CONFIGMAPS = 50  # per space (the cluster puts one there itself: kube-root-ca.crt)
+# Guard rails in the API server itself (ValidatingAdmissionPolicy, no webhook to run): they
+# hold for whoever writes into a space's namespace, Cove included.
+_POLICIES: dict[str, tuple[list[dict[str, Any]], list[tuple[str, str]]]] = {
+    "cove-pods": ([{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
+                    "operations": ["CREATE", "UPDATE"]}], [
+        ("request.operation != 'CREATE' || !has(object.spec.nodeName) "
+         "|| object.spec.nodeName == ''",
+         "pods in Cove spaces are placed by the scheduler: nodeName is not allowed"),
+        ("!has(object.spec.priorityClassName) "
+         "|| !object.spec.priorityClassName.startsWith('system-')",
+         "system priority classes are for the platform, not for pods in Cove spaces"),
+        ("!has(object.spec.tolerations) || object.spec.tolerations.all(t, has(t.key) "
+         f"&& t.key in {list(ALLOWED_TOLERATIONS)!r})".replace('"', "'"),
+         "pods in Cove spaces may not tolerate taints: nodes tainted for the platform or "
+         "for others are not theirs"),
+        (f"object.spec.serviceAccountName == '{APP_SA}' "
+         "|| (has(object.spec.automountServiceAccountToken) "
+         "&& object.spec.automountServiceAccountToken == false)",
+         f"pods in Cove spaces run as {APP_SA} or set automountServiceAccountToken: false "
+         "(no API token in a tenant's pod)"),
+        ("!has(object.spec.volumes) || object.spec.volumes.all(v, !has(v.projected) "
+         "|| !has(v.projected.sources) "
+         "|| v.projected.sources.all(s, !has(s.serviceAccountToken)))",
+         "pods in Cove spaces may not mount service account tokens"),
+        ("!has(object.spec.hostAliases) || size(object.spec.hostAliases) == 0",
+         "hostAliases are not available in Cove spaces"),
+    ]),
+    "cove-services": ([{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"],
+                        "operations": ["CREATE", "UPDATE"]}], [
+        ("!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
+         "Services in Cove spaces may not set externalIPs (CVE-2020-8554)"),
+        ("!has(object.spec.type) || object.spec.type == 'ClusterIP'",
+         "Services in Cove spaces are ClusterIP: no ExternalName, NodePort or LoadBalancer"),
+    ]),
+    "cove-secrets": ([{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["secrets"],
+                       "operations": ["CREATE", "UPDATE"]}], [
+        ("object.type != 'kubernetes.io/service-account-token'",
+         "legacy service account token Secrets never expire: not available in Cove spaces"),
+    ]),
+}
+
+
+def admission_policies() -> list[Manifest]:
+    """The policies and their bindings to every namespace that is a Cove space."""
+    out: list[Manifest] = []
+    for name, (rules, checks) in sorted(_POLICIES.items()):
+        out.append({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy", "metadata": _meta(name),
+            "spec": {"failurePolicy": "Fail",
+                     "matchConstraints": {"resourceRules": rules},
+                     "validations": [{"expression": e, "message": m} for e, m in checks]}})
+        out.append({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding", "metadata": _meta(name),
+            "spec": {"policyName": name, "validationActions": ["Deny"],
+                     "matchResources": {"namespaceSelector": {"matchExpressions": [
+                         {"key": SPACE_LABEL, "operator": "Exists"}]}}}})
+    return out
+
+
 # -- a space ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -106,7 +176,7 @@ def space_manifests(spec: SpaceSpec) -> list[Manifest]:
     pods = quota.instances + max(1, -(-quota.instances // 4))
     memory = quota.memory_mb + max(biggest.memory_mb, quota.memory_mb // 4)
     cpu = quota.cpu_millis + max(biggest.cpu_millis, quota.cpu_millis // 4)
-    labels = {"cove.dev/space": spec.name}
+    labels = {SPACE_LABEL: spec.name}
     out: list[Manifest] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(ns, labels={
             **labels,
@@ -119,7 +189,12 @@ def space_manifests(spec: SpaceSpec) -> list[Manifest]:
              "requests.memory": _mem(memory), "limits.memory": _mem(memory),
              "services": str(quota.apps), "services.nodeports": "0",
              "services.loadbalancers": "0", "persistentvolumeclaims": "0",
-             "requests.storage": "0"}}},
+             "requests.storage": "0",
+             # Object counts, so no space can fill the cluster's etcd for everyone: a
+             # release's config is one Secret per app (two while a rollout runs).
+             "configmaps": str(CONFIGMAPS), "secrets": str(2 * quota.apps + 20),
+             "count/jobs.batch": "20", "count/cronjobs.batch": "10",
+             "count/statefulsets.apps": "10"}}},
         {"apiVersion": "v1", "kind": "LimitRange", "metadata": _meta("cove-limits", ns),
          "spec": {"limits": [{
              "type": "Container",
