@@ -34,6 +34,16 @@ def workdir() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="cove-tests-"))
     os.chmod(path, 0o755)
     yield path
+    shutil.rmtree(path, ignore_errors=True)  # build stores hold gigabytes
+
+
+@pytest.fixture(scope="session", autouse=True)
+def build_bases(workdir: Path) -> Path:
+    """One store of builds' base images for every Cove the tests start (the stacks are
+    made available to builds once, not once per server)."""
+    path = workdir / "build-bases"
+    os.environ["COVE_BUILD_BASES"] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")

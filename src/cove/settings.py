@@ -36,6 +36,7 @@ class ServerSettings:
     build_image: str = BUILD_IMAGE
     run_image: str = RUN_IMAGE
     builder_image: str = BUILDER_IMAGE
+    build_bases: Path | None = None  # base images for builds, shared by installations
     debian_mirror: str = "http://deb.debian.org/debian"
     token_days: float = 30.0  # how long a login's API token lasts
 
@@ -65,6 +66,7 @@ class ServerSettings:
             build_image=e.get("COVE_BUILD_IMAGE") or cls.build_image,
             run_image=e.get("COVE_RUN_IMAGE") or cls.run_image,
             builder_image=e.get("COVE_BUILDER_IMAGE") or cls.builder_image,
+            build_bases=Path(e["COVE_BUILD_BASES"]) if e.get("COVE_BUILD_BASES") else None,
             debian_mirror=e.get("COVE_DEBIAN_MIRROR") or cls.debian_mirror,
             token_days=float(e.get("COVE_TOKEN_DAYS", "30")),
         )

@@ -48,9 +48,10 @@ class BuildahBuilder:
                  binary: str = "buildah", stack: Stack = DEFAULT_STACK,
                  mirror: str = MIRROR, network: Callable[[], str] | None = None,
                  resolve: Callable[[str], str] | None = None,
-                 local_images: Iterable[str] = ()) -> None:
+                 local_images: Iterable[str] = (), bases: Path | None = None) -> None:
         self.engine = engine
-        self.sandbox = Sandbox(engine, engine.state_dir / "builds", stack.builder, network)
+        self.sandbox = Sandbox(engine, engine.state_dir / "builds", stack.builder, network,
+                               bases=bases)
         # Stacks, and whatever else the operator lets builds start from without a registry.
         self.policy = BasePolicy(frozenset({stack.build, stack.run, *local_images}), resolve)
         self.buildpacks = buildpacks or []
@@ -99,7 +100,8 @@ class BuildahBuilder:
         cap = CACHE_FACTOR * limits.disk_mb * 2**20
         added = 0
         try:
-            with self.sandbox.bases_lock.shared(), self.sandbox.space_lock(scope).shared(), \
+            with self.sandbox.bases_lock.hold(exclusive=False), \
+                    self.sandbox.space_lock(scope).shared(), \
                     tempfile.TemporaryDirectory(prefix="cove-build-",
                                                 dir=self.sandbox.home) as work:
                 os.chmod(work, 0o755)

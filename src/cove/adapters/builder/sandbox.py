@@ -17,6 +17,7 @@ host's store with its ids translated back.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -127,22 +128,43 @@ def tree_size(path: Path, stop_at: int | None = None) -> int:
     return total
 
 
+class FileLock:
+    """Shared or exclusive, across processes too: installations on one machine may share
+    the base images (flock, one open file per holder, so threads contend as well)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @contextmanager
+    def hold(self, exclusive: bool) -> Iterator[None]:
+        with open(self.path, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 class Sandbox:
     def __init__(self, engine: Engine, home: Path, image: str,
-                 network: Callable[[], str] | None = None, skopeo: str = "skopeo") -> None:
+                 network: Callable[[], str] | None = None, skopeo: str = "skopeo",
+                 bases: Path | None = None) -> None:
         self.engine = engine
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
         self.image = image
         self.network = network
         self.skopeo = skopeo
-        self.bases_lock = SharedLock()
+        # The base images: this installation's own, or a directory several share.
+        self.shared = bases or home / "bases"
+        self.shared.mkdir(parents=True, exist_ok=True)
+        self.bases_lock = FileLock(self.shared / "lock")
         self._space_locks: dict[str, SharedLock] = {}
         self._guard = threading.Lock()
 
     @property
     def bases(self) -> Path:
-        return _owned_dir(self.home / "bases")
+        return _owned_dir(self.shared / "store")
 
     def space_store(self, scope: str) -> Path:
         key = hashlib.sha256(scope.encode()).hexdigest()[:24]
@@ -152,52 +174,56 @@ class Sandbox:
         with self._guard:
             return self._space_locks.setdefault(scope, SharedLock())
 
-    @staticmethod
-    def alias(ref: str) -> str:
-        """The name a base has inside the sandbox (a digest reference cannot be a tag)."""
-        if "@" not in ref:
+    def alias(self, ref: str) -> str:
+        """The name a base has inside the sandbox: its image id, so installations that
+        share the base images never confuse two images of one name (and a digest
+        reference, which cannot be a tag, gets one). An image not there keeps its name:
+        the build then says what is missing."""
+        try:
+            return f"localhost/cove-base/{self._host_id(ref)}:id"
+        except BuildFailed:
             return ref
-        return f"localhost/cove-base/{hashlib.sha256(ref.encode()).hexdigest()[:24]}:pinned"
 
     def ready(self) -> bool:
         return self.engine.run("image", "exists", self.image, check=False).returncode == 0
 
     # -- base images -------------------------------------------------------------------
 
-    def _records(self) -> dict[str, str]:
-        path = self.home / "bases.json"
+    def _present(self) -> set[str]:
         try:
-            found = json.loads(path.read_text())
+            found = json.loads((self.shared / "images.json").read_text())
         except (OSError, ValueError):
-            return {}
-        return found if isinstance(found, dict) else {}
+            return set()
+        return set(found) if isinstance(found, list) else set()
 
     def _host_id(self, ref: str) -> str:
         proc = self.engine.run("image", "inspect", "--format", "{{.Id}}", ref, check=False)
         if proc.returncode != 0:
             raise BuildFailed(f"the base image {ref} is not in this machine's image store")
-        return proc.stdout.strip()
+        return proc.stdout.strip().removeprefix("sha256:")
 
     def sync_bases(self, refs: Iterable[str], emit: Callable[[str], None]) -> None:
         """Make base images of the host's store available to every sandbox, read-only."""
-        wanted = {self.alias(ref): self._host_id(ref) for ref in refs}
+        wanted = {self._host_id(ref): ref for ref in refs}
         made = (self.bases / "overlay-images").is_dir()  # an image store at all
-        if made and all(self._records().get(a) == i for a, i in wanted.items()):
+        if made and set(wanted) <= self._present():
             return
-        with self.bases_lock.exclusive():
-            records = self._records()
-            missing = {a: i for a, i in wanted.items() if records.get(a) != i}
+        with self.bases_lock.hold(exclusive=True):
+            present = self._present()
+            missing = {i: r for i, r in wanted.items() if i not in present}
             if not missing and (self.bases / "overlay-images").is_dir():
                 return
             if missing:
-                emit(f"-----> making {', '.join(sorted(missing))} available to builds")
+                emit(f"-----> making {', '.join(sorted(missing.values()))} available to "
+                     "builds (once)")
             with tempfile.TemporaryDirectory(prefix="cove-bases-", dir=self.home) as work:
                 layout = Path(work) / "oci"
                 layout.mkdir()
                 script = ["true"]
-                for n, (alias, image_id) in enumerate(sorted(missing.items())):
+                for n, image_id in enumerate(sorted(missing)):
                     self._export(image_id, f"oci:{layout}:b{n}")
-                    script.append(f'buildah tag "$(buildah pull -q oci:/in:b{n})" {alias}')
+                    script.append(f'buildah tag "$(buildah pull -q oci:/in:b{n})" '
+                                  f"localhost/cove-base/{image_id}:id")
                 os.chmod(work, 0o755)
                 name = f"cove-bases-{Path(work).name}"
                 try:
@@ -205,8 +231,7 @@ class Sandbox:
                         "-v", f"{self.bases}:{BASES}",
                         "-v", f"{layout}:/in:ro",
                         "-e", "CONTAINERS_STORAGE_CONF=/etc/containers/storage-bases.conf"],
-                        ["sh", "-ec", " && ".join([*script, "buildah rmi --prune >/dev/null",
-                                                   "buildah images >/dev/null"])],
+                        ["sh", "-ec", " && ".join([*script, "buildah images >/dev/null"])],
                         network="none"),
                         capture_output=True, text=True, env=self.engine.env, timeout=1800)
                 finally:
@@ -214,8 +239,7 @@ class Sandbox:
                 if proc.returncode != 0:
                     raise BuildFailed("the base images could not be made available to builds: "
                                       f"{(proc.stderr or proc.stdout).strip()[-500:]}")
-            records.update(missing)
-            (self.home / "bases.json").write_text(json.dumps(records))
+            (self.shared / "images.json").write_text(json.dumps(sorted(present | set(missing))))
 
     def _export(self, image_id: str, dest: str) -> None:
         proc = subprocess.run(
