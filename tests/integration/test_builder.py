@@ -230,3 +230,13 @@ def test_built_images_keep_the_owners_their_steps_gave(busybox_image: str, engin
                             f"/data/{round_}").stdout.split("\n")
         assert owners[:4] == ["/data/root 0:0", "/data/user 1000:1000", "/data/copied 0:0",
                               f"/data/{round_} 0:0"]
+
+
+def test_a_missing_sandbox_image_says_what_makes_it(busybox_image: str, engine: Engine,
+                                                    source: Path) -> None:
+    (source / "Dockerfile").write_text(f"FROM {busybox_image}\nRUN true\n")
+    builder = BuildahBuilder(engine, stack=Stack(builder="localhost/cove-test/no-sandbox:1"),
+                             local_images=[busybox_image])
+    with pytest.raises(BuildFailed, match="sandbox image localhost/cove-test/no-sandbox:1 is "
+                                          "not built yet: a platform admin runs `cove stacks"):
+        builder.build(source, "localhost/cove-test/never:1", BuildLimits(), print)

@@ -58,8 +58,8 @@ def test_stores_are_the_sandboxes_and_names_are_not_paths(tmp_path: Path) -> Non
     store = box.space_store("../../etc")
     assert store.parent == tmp_path / "builds" / "spaces"
     assert store.stat().st_uid == BUILD_UID
-    # an image this machine does not have keeps its name (the build says what is missing)
-    assert box.alias("localhost/cove-test/nowhere:1") == "localhost/cove-test/nowhere:1"
+    assert box.host_id("localhost/cove-test/nowhere:1") is None
+    assert Sandbox.base_name("ab" * 32) == f"localhost/cove-base/{'ab' * 32}:id"
 
 
 def test_an_import_waits_for_running_builds_and_builds_wait_for_it() -> None:

@@ -32,7 +32,7 @@ CACHE_FACTOR = 4
 def _limit_hit(tail: Iterable[str], limits: BuildLimits) -> str:
     """Name the limit a failed step most likely ran into, from what it printed."""
     text = "\n".join(tail)
-    if "exit status 137" in text:  # SIGKILL: the kernel's OOM killer, inside the cgroup
+    if "status 137" in text:  # SIGKILL: the kernel's OOM killer, inside the cgroup
         return f" because a step ran out of memory (the build's limit is {limits.memory_mb} MiB)"
     if "can't fork" in text or "Resource temporarily unavailable" in text:
         return f" because it hit the limit of {limits.pids} processes"
@@ -87,15 +87,24 @@ class BuildahBuilder:
     def build(self, source: Path, tag: str, limits: BuildLimits,
               emit: Callable[[str], None], scope: str = "") -> BuiltImage:
         kind, text = self._dockerfile(source, emit)
-        guarded = guard_dockerfile(text, scope, self.policy, alias=self.sandbox.alias)
+        ids: dict[str, str | None] = {}  # each base looked up once per build
+
+        def alias(ref: str) -> str:
+            if ref not in ids:
+                ids[ref] = self.sandbox.host_id(ref)
+            found = ids[ref]
+            return self.sandbox.base_name(found) if found else ref
+
+        guarded = guard_dockerfile(text, scope, self.policy, alias=alias)
         for base in guarded.local_bases:  # local images cannot be pulled from anywhere
-            if self.engine.run("image", "exists", base, check=False).returncode != 0:
+            if not ids.get(base):
                 raise BuildFailed(f"the stack image {base} is not built yet: a platform "
                                   "admin runs `cove stacks build` (once, a few minutes)")
-        if not self.sandbox.ready():
-            raise BuildFailed(f"the build sandbox image {self.stack.builder} is not built "
-                              "yet: a platform admin runs `cove stacks build`")
-        self.sandbox.sync_bases(guarded.bases, emit)
+        missing = sorted(b for b in guarded.bases if not ids.get(b))
+        if missing:
+            raise BuildFailed(f"the base image {missing[0]} is not in this machine's image "
+                              "store")
+        self.sandbox.sync_bases({str(ids[b]): b for b in guarded.bases}, emit)
         self.sandbox.hand_over(source)
         cap = CACHE_FACTOR * limits.disk_mb * 2**20
         added = 0
@@ -116,8 +125,7 @@ class BuildahBuilder:
                 before = self.sandbox.layers(scope)
                 try:
                     self._run(command, name, scope, before, Path(work), limits, emit)
-                finally:
-                    self.sandbox.remove(name)
+                finally:  # the sandbox removes itself (--rm)
                     added = self.sandbox.written(scope, before, cap)
                 image_id = self.sandbox.import_image(Path(work), tag)
         finally:
@@ -150,7 +158,7 @@ class BuildahBuilder:
         def stop(reason: str) -> None:
             if not stopped:
                 stopped.append(reason)
-                self.sandbox.kill(name)
+                self.sandbox.remove(name)  # kills it
 
         timer = threading.Timer(limits.timeout_seconds,
                                 stop, [f"it ran longer than {limits.timeout_seconds}s"])
@@ -186,16 +194,20 @@ class BuildahBuilder:
             finished.set()
             timer.cancel()
             if proc.poll() is None:
-                self.sandbox.kill(name)
+                self.sandbox.remove(name)
                 proc.kill()
                 proc.wait()
         if stopped:
             raise BuildFailed(f"the build was stopped: {stopped[0]}; the previous release "
                               "keeps serving")
+        if code == 125 and any("image not known" in line for line in tail):
+            raise BuildFailed(f"the build sandbox image {self.stack.builder} is not built "
+                              "yet: a platform admin runs `cove stacks build`")
         if code != 0:
+            # 137: the sandbox itself was killed, by the kernel's OOM killer (Cove's own
+            # stops are reported above).
             hit = (f" because a step ran out of memory (the build's limit is "
-                   f"{limits.memory_mb} MiB)" if self.sandbox.oom_killed(name)
-                   else _limit_hit(tail, limits))
+                   f"{limits.memory_mb} MiB)" if code == 137 else _limit_hit(tail, limits))
             last = next((t for t in reversed(tail) if t.strip()), "no output")
             raise BuildFailed(f"the build failed (exit {code}){hit}: "
                               f"{last}; the previous release keeps serving")

@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -174,18 +174,12 @@ class Sandbox:
         with self._guard:
             return self._space_locks.setdefault(scope, SharedLock())
 
-    def alias(self, ref: str) -> str:
+    @staticmethod
+    def base_name(image_id: str) -> str:
         """The name a base has inside the sandbox: its image id, so installations that
         share the base images never confuse two images of one name (and a digest
-        reference, which cannot be a tag, gets one). An image not there keeps its name:
-        the build then says what is missing."""
-        try:
-            return f"localhost/cove-base/{self._host_id(ref)}:id"
-        except BuildFailed:
-            return ref
-
-    def ready(self) -> bool:
-        return self.engine.run("image", "exists", self.image, check=False).returncode == 0
+        reference, which cannot be a tag, gets one)."""
+        return f"localhost/cove-base/{image_id}:id"
 
     # -- base images -------------------------------------------------------------------
 
@@ -196,15 +190,15 @@ class Sandbox:
             return set()
         return set(found) if isinstance(found, list) else set()
 
-    def _host_id(self, ref: str) -> str:
+    def host_id(self, ref: str) -> str | None:
+        """The id of an image in the host's store (None: not there)."""
         proc = self.engine.run("image", "inspect", "--format", "{{.Id}}", ref, check=False)
-        if proc.returncode != 0:
-            raise BuildFailed(f"the base image {ref} is not in this machine's image store")
-        return proc.stdout.strip().removeprefix("sha256:")
+        return proc.stdout.strip().removeprefix("sha256:") or None \
+            if proc.returncode == 0 else None
 
-    def sync_bases(self, refs: Iterable[str], emit: Callable[[str], None]) -> None:
-        """Make base images of the host's store available to every sandbox, read-only."""
-        wanted = {self._host_id(ref): ref for ref in refs}
+    def sync_bases(self, wanted: dict[str, str], emit: Callable[[str], None]) -> None:
+        """Make base images of the host's store (id: name) available to every sandbox,
+        read-only."""
         made = (self.bases / "overlay-images").is_dir()  # an image store at all
         if made and set(wanted) <= self._present():
             return
@@ -223,7 +217,7 @@ class Sandbox:
                 for n, image_id in enumerate(sorted(missing)):
                     self._export(image_id, f"oci:{layout}:b{n}")
                     script.append(f'buildah tag "$(buildah pull -q oci:/in:b{n})" '
-                                  f"localhost/cove-base/{image_id}:id")
+                                  f"{self.base_name(image_id)}")
                 os.chmod(work, 0o755)
                 name = f"cove-bases-{Path(work).name}"
                 try:
@@ -255,7 +249,7 @@ class Sandbox:
     def _container(self, name: str, extra: list[str], command: list[str],
                    network: str | None = None, limits: list[str] | None = None) -> list[str]:
         return [
-            self.engine.binary, "run", "--name", name, "--replace",
+            self.engine.binary, "run", "--rm", "--pull", "never", "--name", name, "--replace",
             "--uidmap", f"0:{BUILD_UID}:{ID_RANGE}", "--gidmap", f"0:{BUILD_UID}:{ID_RANGE}",
             "--cap-drop", "all", "--cap-add", SANDBOX_CAPS,
             "--security-opt", "no-new-privileges", "--read-only",
@@ -298,18 +292,9 @@ class Sandbox:
             "-v", f"{out}:/out"], ["sh", "-c", script, "build", tag], network=network,
             limits=limits)
 
-    def oom_killed(self, name: str) -> bool:
-        proc = self.engine.run("inspect", "--format", "{{.State.OOMKilled}}", name,
-                               check=False)
-        return proc.stdout.strip() == "true"
-
     def remove(self, name: str) -> None:
         with suppress(EngineError, subprocess.TimeoutExpired):
             self.engine.run("rm", "--force", "--time", "0", name, check=False, timeout=60)
-
-    def kill(self, name: str) -> None:
-        with suppress(EngineError, subprocess.TimeoutExpired):
-            self.engine.run("kill", name, check=False, timeout=30)
 
     def import_image(self, work: Path, tag: str) -> str:
         """Copy the built image into the host's store; its id. What the sandbox left is
@@ -325,7 +310,10 @@ class Sandbox:
             capture_output=True, text=True, env=self.engine.env, timeout=1800)
         if proc.returncode != 0:
             raise BuildFailed(f"the built image could not be stored: {proc.stderr.strip()}")
-        return self._host_id(tag).removeprefix("sha256:")
+        image_id = self.host_id(tag)
+        if image_id is None:
+            raise BuildFailed(f"the built image {tag} is not in this machine's image store")
+        return image_id
 
     def layers(self, scope: str) -> set[str]:
         """The layer directories in a space's store (a build's own are those added)."""
