@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -101,14 +102,30 @@ class CliUser:
         return proc
 
     @contextmanager
-    def following(self, *args: str) -> Iterator[Callable[[], str]]:
-        """Run a streaming command (e.g. `logs -f`); yield a function reading its next line."""
+    def following(self, *args: str, wait: float = 60) -> Iterator[Callable[..., str]]:
+        """Run a streaming command (e.g. `logs -f`); yield a function reading its next line,
+        which fails after `wait` seconds (or the wait it is given) without one."""
         proc = subprocess.Popen([sys.executable, "-m", "cove.cli.main", *args], env=self.env,
                                 stdout=subprocess.PIPE, text=True)
+        lines: queue.Queue[str] = queue.Queue()
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
+
+        def next_line(within: float = wait) -> str:
+            try:
+                return lines.get(timeout=within)
+            except queue.Empty:
+                raise AssertionError(f"`cove {' '.join(args)}` printed nothing within "
+                                     f"{within:.0f}s") from None
+
         try:
             time.sleep(1.5)  # let the stream begin before the test makes news
-            assert proc.stdout is not None
-            yield proc.stdout.readline
+            yield next_line
         finally:
             proc.kill()
             proc.wait()
