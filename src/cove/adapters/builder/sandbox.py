@@ -280,7 +280,7 @@ class Sandbox:
         out = _owned_dir(work / "out")
         script = (  # the tag is an argument, never part of the script
             "buildah --log-level error bud --isolation chroot --layers --force-rm "
-            f"--cap-drop ALL --cap-add {STEP_CAPS} -f /work/Dockerfile -t \"$1\" /src && "
+            f"--cap-drop ALL --cap-add {STEP_CAPS} -f /in/Dockerfile -t \"$1\" /src && "
             "buildah --log-level error push --quiet --disable-compression \"$1\" "
             "oci:/out/image:built")
         network = self.network() if self.network else None
@@ -288,7 +288,7 @@ class Sandbox:
             "-v", f"{self.space_store(scope)}:/var/lib/containers/storage",
             "-v", f"{self.bases}:{BASES}:ro",
             "-v", f"{context}:/src:ro",
-            "-v", f"{work / 'in'}:/work:ro",
+            "-v", f"{work / 'in'}:/in:ro",
             "-v", f"{out}:/out"], ["sh", "-c", script, "build", tag], network=network,
             limits=limits)
 
