@@ -94,11 +94,17 @@ def cluster_roles() -> list[Manifest]:
 ALLOWED_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 SPACE_LABEL = "cove.dev/space"
 CONFIGMAPS = 50  # per space (the cluster puts one there itself: kube-root-ca.crt)
+def _writes(resource: str) -> list[dict[str, Any]]:
+    """An admission policy's match: creating or updating a core `resource`."""
+    return [{"apiGroups": [""], "apiVersions": ["v1"], "resources": [resource],
+             "operations": ["CREATE", "UPDATE"]}]
+
+
+_TOLERABLE = "[" + ", ".join(f"'{key}'" for key in ALLOWED_TOLERATIONS) + "]"
 # Guard rails in the API server itself (ValidatingAdmissionPolicy, no webhook to run): they
 # hold for whoever writes into a space's namespace, Cove included.
 _POLICIES: dict[str, tuple[list[dict[str, Any]], list[tuple[str, str]]]] = {
-    "cove-pods": ([{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"],
-                    "operations": ["CREATE", "UPDATE"]}], [
+    "cove-pods": (_writes("pods"), [
         ("request.operation != 'CREATE' || !has(object.spec.nodeName) "
          "|| object.spec.nodeName == ''",
          "pods in Cove spaces are placed by the scheduler: nodeName is not allowed"),
@@ -106,7 +112,7 @@ _POLICIES: dict[str, tuple[list[dict[str, Any]], list[tuple[str, str]]]] = {
          "|| !object.spec.priorityClassName.startsWith('system-')",
          "system priority classes are for the platform, not for pods in Cove spaces"),
         ("!has(object.spec.tolerations) || object.spec.tolerations.all(t, has(t.key) "
-         f"&& t.key in {list(ALLOWED_TOLERATIONS)!r})".replace('"', "'"),
+         f"&& t.key in {_TOLERABLE})",
          "pods in Cove spaces may not tolerate taints: nodes tainted for the platform or "
          "for others are not theirs"),
         (f"object.spec.serviceAccountName == '{APP_SA}' "
@@ -121,15 +127,13 @@ _POLICIES: dict[str, tuple[list[dict[str, Any]], list[tuple[str, str]]]] = {
         ("!has(object.spec.hostAliases) || size(object.spec.hostAliases) == 0",
          "hostAliases are not available in Cove spaces"),
     ]),
-    "cove-services": ([{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"],
-                        "operations": ["CREATE", "UPDATE"]}], [
+    "cove-services": (_writes("services"), [
         ("!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
          "Services in Cove spaces may not set externalIPs (CVE-2020-8554)"),
         ("!has(object.spec.type) || object.spec.type == 'ClusterIP'",
          "Services in Cove spaces are ClusterIP: no ExternalName, NodePort or LoadBalancer"),
     ]),
-    "cove-secrets": ([{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["secrets"],
-                       "operations": ["CREATE", "UPDATE"]}], [
+    "cove-secrets": (_writes("secrets"), [
         ("object.type != 'kubernetes.io/service-account-token'",
          "legacy service account token Secrets never expire: not available in Cove spaces"),
     ]),
