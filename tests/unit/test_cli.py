@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def cove(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -38,3 +39,55 @@ def test_client_side_errors_read_like_the_apis(tmp_path: Path) -> None:
     down = cove(tmp_path, "apps", "--space", "alice")
     assert down.returncode == 1 and "cannot reach Cove at http://127.0.0.1:9" in down.stderr
     assert "Traceback" not in down.stderr + no_space.stderr
+
+
+NGINX_502 = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>"
+             b"502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n"
+             b"</html>\r\n")
+
+
+def answering(status: int, body: bytes, content_type: str = "text/html") -> Any:
+    """A server on a loopback port that answers every request with one page."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_stopped_server_behind_its_router_is_named_not_printed_as_html(
+        tmp_path: Path) -> None:
+    """With the broker down, nginx in front of it answered 502 and the CLI printed the raw
+    HTML page."""
+    for status, body, words in (
+            (502, NGINX_502, "is not answering (HTTP 502 from the router in front of it)"),
+            (404, b"<html><body><h1>Not Found</h1></body></html>",
+             "answered HTTP 404 with something that is not Cove's API (Not Found)"),
+            (200, b"<html>welcome</html>", "something that is not Cove's API (welcome)")):
+        server = answering(status, body)
+        try:
+            env = dict(os.environ, COVE_CONFIG_DIR=str(tmp_path / "config"),
+                       COVE_URL=f"http://127.0.0.1:{server.server_address[1]}")
+            proc = subprocess.run([sys.executable, "-m", "cove.cli.main", "apps", "--space",
+                                   "alice"], env=env, capture_output=True, text=True,
+                                  timeout=60)
+        finally:
+            server.shutdown()
+        assert proc.returncode == 1, proc.stderr
+        assert words in proc.stderr
+        assert "<" not in proc.stderr and "Traceback" not in proc.stderr
+        assert status != 502 or "make run" in proc.stderr

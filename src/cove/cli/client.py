@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,22 +66,42 @@ class Client:
                                  timeout=httpx.Timeout(600, connect=10))
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise self._not_cove(response) from None
+
+    def request_text(self, method: str, path: str) -> str:
+        return self._send(method, path).text
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self.http.request(method, path, **kwargs)
         except httpx.ConnectError:
-            raise CliError(f"cannot reach Cove at {self.profile.url}: is it "
-                           "running (`make run`)? set COVE_URL to point elsewhere") from None
+            raise self._unreachable() from None
         if response.status_code >= 400:
-            raise _error(response)
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+            raise _error(response) if _is_coves(response) else self._not_cove(response)
+        return response
 
-    def request_text(self, method: str, path: str) -> str:
-        response = self.http.request(method, path)
-        if response.status_code >= 400:
-            raise _error(response)
-        return response.text
+    def _unreachable(self) -> CliError:
+        return CliError(f"cannot reach Cove at {self.profile.url}: is it running? Start it "
+                        "with `make run` (or `cove-server`), or set COVE_URL to point elsewhere")
+
+    def _not_cove(self, response: httpx.Response) -> CliError | ApiError:
+        """An answer that is not Cove's: the router in front of a stopped server (502-504),
+        or something else listening at COVE_URL."""
+        if response.status_code in (502, 503, 504):
+            return CliError(f"the Cove server at {self.profile.url} is not answering (HTTP "
+                            f"{response.status_code} from the router in front of it): start "
+                            "it with `make run` (or `cove-server`), or set COVE_URL to point "
+                            "elsewhere")
+        return ApiError(response.status_code, "error",
+                        f"{self.profile.url} answered HTTP {response.status_code} with "
+                        f"something that is not Cove's API ({_text_of(response)}): is COVE_URL "
+                        "right?")
 
     def stream_post(self, path: str, data: bytes) -> Iterator[str]:
         """POST a body and yield the response's lines as they arrive."""
@@ -95,16 +116,28 @@ class Client:
             with self.http.stream(method, path, timeout=None, **kwargs) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise _error(response)
+                    raise _error(response) if _is_coves(response) else \
+                        self._not_cove(response)
                 yield from response.iter_lines()
         except httpx.ConnectError:
-            raise CliError(f"cannot reach Cove at {self.profile.url}") from None
+            raise self._unreachable() from None
+
+
+def _is_coves(response: httpx.Response) -> bool:
+    """Cove's API answers errors in its JSON envelope: {"error": {"code", "message"}}."""
+    try:
+        err = response.json()["error"]
+        return isinstance(err["code"], str) and isinstance(err["message"], str)
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _error(response: httpx.Response) -> ApiError:
-    try:
-        err = response.json()["error"]
-        return ApiError(response.status_code, err["code"], err["message"])
-    except (ValueError, KeyError, TypeError):
-        return ApiError(response.status_code, "error",
-                        f"HTTP {response.status_code}: {response.text[:200]}")
+    err = response.json()["error"]
+    return ApiError(response.status_code, err["code"], err["message"])
+
+
+def _text_of(response: httpx.Response) -> str:
+    """A page's words without its markup, shortened: enough to recognise it."""
+    words = " ".join(re.sub(r"<[^>]*>", " ", response.text).split())
+    return (words[:120] + "...") if len(words) > 120 else words or "an empty body"
