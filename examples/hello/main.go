@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -18,6 +19,13 @@ func main() {
 	// "hello fetch URL" lets tests probe the network from inside an instance.
 	if len(os.Args) == 3 && os.Args[1] == "fetch" {
 		os.Exit(fetch(os.Args[2]))
+	}
+	// EXIT_AT_START=N plays an app that dies while starting (a missing setting, say).
+	if code := os.Getenv("EXIT_AT_START"); code != "" {
+		log.Printf("cannot start: EXIT_AT_START=%s is set", code)
+		time.Sleep(time.Second)
+		n, _ := strconv.Atoi(code)
+		os.Exit(n)
 	}
 	port := os.Getenv("PORT")
 	if port == "" {

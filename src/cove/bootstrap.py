@@ -74,7 +74,8 @@ def load_pools(settings: ServerSettings) -> dict[str, Pool]:
             ingress_class=conf.get("ingress_class", "nginx"),
             base_domain=conf.get("base_domain"), gateway=gateway,
             registry=_destination(name, conf.get("registry")),
-            reconcile_interval=settings.pool_reconcile_interval)
+            reconcile_interval=settings.pool_reconcile_interval,
+            user_prefix=str(conf.get("user_prefix", "cove:")))
     return pools
 
 

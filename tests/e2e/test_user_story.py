@@ -111,6 +111,14 @@ def test_bad_input_gets_clear_errors_and_leaves_nothing(cove: CoveServer,
     assert len(json.loads(carol.run("releases", "web", "--json").stdout)) == 1
     assert "FAIL_HEALTH" not in carol.run("config", "web").stdout
 
+    # An app that dies while starting is reported at once, with its exit code and last
+    # words: the deploy does not sit out its (long) health timeout.
+    carol.run("apps", "update", "web", "--health-timeout", "240")
+    died = carol.run("config", "set", "web", "EXIT_AT_START=4", ok=False, timeout=120)
+    assert "exited with code 4" in died.stderr
+    assert "cannot start: EXIT_AT_START=4 is set" in died.stderr
+    assert cove.app_get("web-carol.localhost").text.startswith("hello from web release=v1")
+
 
 def test_private_images_deploy_with_credentials(cove: CoveServer,
                                                 private_registry: Registry) -> None:

@@ -36,7 +36,7 @@ from cove.domain.roles import Role
 from cove.domain.sizes import Size
 from cove.domain.template import parse_template
 from cove.settings import DEFAULT_TEMPLATE
-from tests.support.k8s import ControlPlane
+from tests.support.k8s import ControlPlane, role_binding
 
 TEMPLATE = parse_template(yaml.safe_load(DEFAULT_TEMPLATE.read_text()))
 SMALL = TEMPLATE.sizes["small"]
@@ -108,7 +108,8 @@ def test_reprovisioning_an_unchanged_space_writes_nothing(cluster: KubernetesClu
 
 
 def as_user(control_plane: ControlPlane, name: str) -> Client:
-    return control_plane.user(name)
+    """The cluster user a Cove member `name` is bound as."""
+    return control_plane.user(f"cove:{name}")
 
 
 def pod_manifest(ns: str, name: str, **security: object) -> dict[str, object]:
@@ -170,13 +171,7 @@ def test_members_cannot_loosen_their_guard_rails(control_plane: ControlPlane,
             "pod-security.kubernetes.io/enforce": "privileged"}}})
     assert label.value.status.code == 403
     with pytest.raises(ApiError) as bind:
-        boss.create(from_dict({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": "more", "namespace": ns},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                        "name": "cove-admin"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": "friend"}]}))
+        boss.create(from_dict(role_binding(ns, "more", "cove-admin", "cove:friend")))
     assert bind.value.status.code == 403
 
 
@@ -336,6 +331,59 @@ def test_tenants_cannot_write_what_routes_traffic(control_plane: ControlPlane,
     assert list(dev.list(Ingress, namespace=ns)) == []  # reading is still allowed
 
 
+def ingress(ns: str, name: str, *hosts: str, **extra: object) -> dict[str, object]:
+    meta = {"name": name, "namespace": ns, **extra.pop("metadata", {})}  # type: ignore[dict-item]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta,
+            "spec": {"ingressClassName": "nginx", "rules": [
+                {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                                                   "backend": {"service": {
+                                                       "name": name, "port": {"number": 80}}}}]}}
+                for host in hosts], **extra}}
+
+
+def test_routes_name_only_the_hostnames_their_app_claims(
+        control_plane: ControlPlane, cluster: KubernetesCluster,
+        space: Callable[..., str]) -> None:
+    """Tenants created Ingresses for another tenant's hostname, a wildcard, rules without a
+    host, a default backend, snippet annotations and another class, and added a foreign host
+    to Cove's own Ingress. Whoever writes now (a cluster admin here), the cluster admits
+    only the hostnames Cove claimed for that app."""
+    cluster.ensure_cluster_roles()
+    victim, mine = space(), space()
+    cluster.deploy(app_spec(victim), None, timeout=90)
+    cluster.deploy(app_spec(mine), None, timeout=90)
+    ns, admin = namespace_of(mine), control_plane.admin()
+    theirs = f"hello-{victim}.apps.test"
+    own = f"hello-{mine}.apps.test"
+    attempts = {
+        "another tenant's host": ingress(ns, "hijack", theirs),
+        "another tenant's host, under the app's name": ingress(ns, "hello", own, theirs),
+        "a wildcard": ingress(ns, "wild", "*.apps.test"),
+        "no host": {**ingress(ns, "nohost", own), "spec": {"rules": [{"http": {"paths": [{
+            "path": "/", "pathType": "Prefix", "backend": {"service": {
+                "name": "hello", "port": {"number": 80}}}}]}}]}},
+        "a default backend": ingress(ns, "default", own, defaultBackend={"service": {
+            "name": "hello", "port": {"number": 80}}}),
+        "a snippet": ingress(ns, "snippet", own, metadata={"annotations": {
+            "nginx.ingress.kubernetes.io/server-snippet": "location / { proxy_pass x; }"}}),
+        "another class": {**ingress(ns, "klass", own),
+                          "spec": {**ingress(ns, "klass", own)["spec"],  # type: ignore[dict-item]
+                                   "ingressClassName": "other"}},
+    }
+    for what, manifest in attempts.items():
+        with pytest.raises(ApiError) as err:
+            admin.create(from_dict(manifest))
+        assert err.value.status.code in (403, 422), what
+    with pytest.raises(ApiError) as added:
+        admin.patch(Ingress, "hello", {"spec": {"rules": [
+            {"host": own}, {"host": theirs}]}}, namespace=ns)
+    assert "claims" in str(added.value.status.message)
+    assert "Endpoints" in refused(admin, service(ns, "noselector"))
+    # Removing the app takes its claim with it.
+    cluster.remove_app(mine, "hello")
+    assert "hosts.cove.dev/hello" not in (admin.get(Namespace, ns).metadata.annotations or {})
+
+
 def test_cluster_policies_hold_whoever_writes(control_plane: ControlPlane,
                                               space: Callable[..., str]) -> None:
     """Admission policies bound to every space's namespace: they refuse even a cluster
@@ -383,3 +431,138 @@ def test_object_counts_are_bounded(control_plane: ControlPlane,
             made += 1
     assert err.value.status.code == 403 and "exceeded quota" in err.value.status.message
     assert made < CONFIGMAPS
+
+
+def test_drift_of_every_kind_is_undone(control_plane: ControlPlane, cluster: KubernetesCluster,
+                                       space: Callable[..., str]) -> None:
+    """Drift repair compared only a hash Cove wrote and the replica count: a changed image,
+    securityContext or service account stayed, an injected sidecar survived, a swapped
+    config Secret carrying the copied hash was kept. Each is now undone by one pass."""
+    from lightkube.resources.admissionregistration_v1 import ValidatingAdmissionPolicy
+    from lightkube.resources.rbac_authorization_v1 import ClusterRole
+
+    from cove.ports.pool import SpaceState
+
+    name = space(("ann", Role.DEVELOPER))
+    ns = namespace_of(name)
+    spec = app_spec(name)
+    state = SpaceState(name, TEMPLATE, (("ann", Role.DEVELOPER),))
+    cluster.deploy(spec, None, timeout=90)
+    admin = control_plane.admin()
+
+    def container() -> object:
+        return admin.get(Deployment, "hello-web", namespace=ns).spec.template.spec
+
+    def repaired() -> None:
+        assert cluster.reconcile([spec], [state]) >= 1
+        assert cluster.reconcile([spec], [state]) == 0  # and nothing more to do
+
+    sidecar = {"name": "thief", "image": "registry.test/thief:1", "envFrom": [
+        {"secretRef": {"name": "hello-v1-env"}}]}
+    template_drifts = [
+        {"containers": [{"name": "web", "image": "registry.test/evil:1"}]},
+        {"containers": [{"name": "web", "securityContext": {"readOnlyRootFilesystem": False}}]},
+        {"serviceAccountName": "default", "automountServiceAccountToken": True},
+        {"containers": [sidecar]},
+        {"containers": [{"name": "web", "resources": {"limits": {"memory": "2Gi"}}}]},
+    ]
+    for drift in template_drifts:
+        admin.patch(Deployment, "hello-web", {"spec": {"template": {"spec": drift}}},
+                    namespace=ns)
+        repaired()
+        pod = container()
+        assert [c.name for c in pod.containers] == ["web"], drift
+        assert pod.containers[0].image == spec.image
+        assert pod.containers[0].securityContext.readOnlyRootFilesystem is True
+        assert pod.serviceAccountName == "cove-app" and not pod.automountServiceAccountToken
+        assert pod.containers[0].resources.limits["memory"] == "128Mi"
+
+    # A swapped config Secret that copies Cove's labels and annotations.
+    secret = admin.get(Secret, "hello-v1-env", namespace=ns)
+    admin.delete(Secret, "hello-v1-env", namespace=ns)
+    admin.create(Secret.from_dict({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "hello-v1-env", "namespace": ns,
+                     "labels": secret.metadata.labels,
+                     "annotations": secret.metadata.annotations},
+        "stringData": {"GREETING": "pwned", "EXTRA": "1"}}))
+    repaired()
+    restored = admin.get(Secret, "hello-v1-env", namespace=ns)
+    assert restored.data == secret.data and restored.immutable is True
+
+    # The Service pointed at another app's pods; the guard rails of the space loosened.
+    admin.patch(Service, "hello", {"spec": {"selector": {"cove.dev/app": "other"}}},
+                namespace=ns)
+    admin.patch(ResourceQuota, "cove-quota", {"spec": {"hard": {"pods": "1000"}}}, namespace=ns)
+    admin.patch(NetworkPolicy, "default-deny", {"spec": {"policyTypes": ["Egress"]}},
+                namespace=ns)
+    admin.patch(Namespace, ns, {"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "privileged"}}})
+    admin.delete(Ingress, "hello", namespace=ns)
+    repaired()
+    assert admin.get(Service, "hello", namespace=ns).spec.selector["cove.dev/app"] == "hello"
+    assert admin.get(ResourceQuota, "cove-quota", namespace=ns).spec.hard["pods"] == "25"
+    assert admin.get(NetworkPolicy, "default-deny", namespace=ns).spec.policyTypes == \
+        ["Ingress", "Egress"]
+    assert admin.get(Namespace, ns).metadata.labels[
+        "pod-security.kubernetes.io/enforce"] == "restricted"
+    assert admin.get(Ingress, "hello", namespace=ns).spec.rules[0].host == spec.hostnames[0]
+
+    # Access: a grant of Cove's member roles made behind Cove's back goes, a member's binding
+    # pointed at someone else comes back, the operator's own bindings stay; Cove's
+    # cluster-wide roles and policies are restored too.
+    def binding(name: str, role: str, user: str) -> RoleBinding:
+        return RoleBinding.from_dict(role_binding(ns, name, role, user))
+
+    admin.create(binding("backdoor", "cove-admin", "cove:mallory"))
+    admin.create(binding("operators-own", "view", "auditor"))
+    admin.patch(RoleBinding, "cove-member-ann", {"subjects": [{
+        "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "cove:mallory"}]},
+        namespace=ns)
+    admin.patch(ClusterRole, "cove-developer", {"rules": [{
+        "apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]})
+    admin.delete(ValidatingAdmissionPolicy, "cove-pods")
+    repaired()
+    names = {b.metadata.name for b in admin.list(RoleBinding, namespace=ns)}
+    assert names == {"cove-member-ann", "operators-own"}
+    assert admin.get(RoleBinding, "cove-member-ann", namespace=ns).subjects[0].name == "cove:ann"
+    verbs = {v for r in admin.get(ClusterRole, "cove-developer").rules for v in r.verbs}
+    assert "*" not in verbs
+    assert admin.get(ValidatingAdmissionPolicy, "cove-pods").spec.validations
+
+
+def test_an_autoscaled_process_keeps_the_count_its_autoscaler_chose(
+        cluster: KubernetesCluster, space: Callable[..., str]) -> None:
+    from cove.domain.models import Autoscale
+
+    name = space()
+    ns = namespace_of(name)
+    spec = replace(app_spec(name), processes=(
+        ProcessSpec("web", None, 1, SMALL, Autoscale(1, 4, 60)),))
+    cluster.deploy(spec, None, timeout=90)
+    cluster.client.patch(Deployment, "hello-web", {"spec": {"replicas": 3}}, namespace=ns)
+    assert cluster.reconcile([spec]) == 0
+    assert cluster.client.get(Deployment, "hello-web", namespace=ns).spec.replicas == 3
+
+
+def test_members_are_the_clusters_users_under_coves_prefix(
+        control_plane: ControlPlane, space: Callable[..., str]) -> None:
+    """A cluster identity named like a Cove member (another system's "dev6") gets nothing:
+    members are bound as cove:NAME."""
+    ns = namespace_of(space(("dev6", Role.ADMIN)))
+    assert list(as_user(control_plane, "dev6").list(Pod, namespace=ns)) == []
+    with pytest.raises(ApiError) as err:
+        list(control_plane.user("dev6").list(Pod, namespace=ns))
+    assert err.value.status.code == 403
+
+
+def test_doctor_sees_drift_that_is_not_repaired_yet(cluster: KubernetesCluster,
+                                                   space: Callable[..., str]) -> None:
+    """Between two reconcile passes, `cove doctor` judges the namespace as the cluster holds
+    it: a lost Pod Security label fails the admission check."""
+    name = space()
+    cluster.client.patch(Namespace, namespace_of(name), {"metadata": {"labels": {
+        "pod-security.kubernetes.io/enforce": "privileged"}}})
+    checks = {c.name: c for c in cluster.space_checks(name)}
+    assert checks["admission"].status == "fail"
+    assert "privileged" in checks["admission"].detail

@@ -89,11 +89,12 @@ class CliUser:
     server: CoveServer
 
     def run(self, *args: str, input: str | None = None, ok: bool = True,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+            cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         # Not in the project's own checkout by default: some commands act on the git
         # work tree they are run in.
         proc = subprocess.run([sys.executable, "-m", "cove.cli.main", *args], env=self.env,
-                              capture_output=True, text=True, input=input or "", timeout=300,
+                              capture_output=True, text=True, input=input or "",
+                              timeout=timeout,
                               cwd=cwd or self.server.home)
         if ok and proc.returncode != 0:
             raise AssertionError(f"cove {' '.join(args)} failed: {proc.stderr}{proc.stdout}")

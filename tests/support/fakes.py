@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from cove.domain.errors import DeployFailed, ImageError
 from cove.ports.pool import AppState, Autoscaling, Pool, SpaceState
 from cove.ports.registry import Credentials, Destination, ImageResolver
-from cove.ports.router import HealthCheck, Route, Router
+from cove.ports.router import Gone, HealthCheck, Route, Router
 from cove.ports.runtime import Instance, InstanceSpec, LogLine, Logs, Runtime, Stop
 
 
@@ -23,6 +23,7 @@ class FakeRuntime:
     fail_start: bool = False
     next_ip: int = 2
     once_exit_code: int = 0
+    exit_on_start: int | None = None  # instances end at once with this code
 
     def ensure_space(self, space: str) -> None:
         self.spaces.add(space)
@@ -40,6 +41,8 @@ class FakeRuntime:
                         labels={"env": repr(sorted(spec.env.items()))})
         self.running[spec.name] = inst
         self.started.append(spec.name)
+        if self.exit_on_start is not None:
+            self.crash(spec.name, self.exit_on_start)
         return inst
 
     def stop(self, name: str, grace_seconds: int = 10) -> None:
@@ -48,6 +51,12 @@ class FakeRuntime:
 
     def instances(self, app_id: int | None = None) -> list[Instance]:
         return [i for i in self.running.values() if app_id is None or i.app_id == app_id]
+
+    def exited(self, name: str) -> str | None:
+        inst = self.running.get(name)
+        if inst is None:
+            return "it is gone"
+        return None if inst.state == "running" else f"it exited with code {inst.exit_code}"
 
     def run_once(self, spec: InstanceSpec, timeout: float) -> tuple[int, str]:
         self.started.append(spec.name)
@@ -121,8 +130,12 @@ class FakeHealth:
     unhealthy: set[str] = field(default_factory=set)  # addresses that never pass
     checked: list[str] = field(default_factory=list)
 
-    def wait_healthy(self, address: str, path: str, timeout: float) -> str | None:
+    def wait_healthy(self, address: str, path: str, timeout: float,
+                     gone: Gone | None = None) -> str | None:
         self.checked.append(address)
+        ended = gone() if gone is not None else None
+        if ended is not None:
+            return ended
         return f"{path} answered HTTP 503 after {timeout}s" if address in self.unhealthy else None
 
 
@@ -162,8 +175,9 @@ class FakePool:
         self.apps[(app.space, app.app)] = app
         return int(changed)
 
-    def reconcile(self, apps: list[AppState]) -> int:
-        return sum(self.apply(app) for app in apps)
+    def reconcile(self, apps: list[AppState], spaces: Sequence[SpaceState] = ()) -> int:
+        return sum(self.provision_space(space) for space in spaces) + \
+            sum(self.apply(app) for app in apps)
 
     def remove_app(self, space: str, app: str) -> None:
         self.apps.pop((space, app), None)

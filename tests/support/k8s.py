@@ -14,6 +14,16 @@ from tests.support.services import ROOT
 SCRIPT = ROOT / "scripts" / "k8s-testenv"
 
 
+def role_binding(ns: str, name: str, role: str, user: str) -> dict[str, object]:
+    """A RoleBinding of cluster role `role` to the cluster user `user`."""
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": name, "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                        "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
+                          "name": user}]}
+
+
 def _testenv(state: Path, *args: str, timeout: float = 3600) -> str:
     env = dict(os.environ, COVE_K8S_DIR=str(state))
     proc = subprocess.run([str(SCRIPT), *args], env=env, capture_output=True, text=True,

@@ -4,6 +4,7 @@ import pytest
 
 from cove.domain.errors import DeployFailed, Forbidden, ImageError, Invalid, NotFound, QuotaExceeded
 from cove.domain.roles import Role
+from cove.ports.router import Gone
 from cove.services import apps, releases, spaces
 from tests.unit.conftest import DIGEST, DIGEST2, IMAGE, IMAGE2, World
 
@@ -83,6 +84,16 @@ def test_failed_health_check_keeps_the_old_release_and_leaves_nothing(world: Wor
     assert [r.version for r in releases.list_releases(world.ctx, a, "alice", "hello")] == [1]
     assert releases.get_config(world.ctx, a, "alice", "hello") == {}
     assert backends(world) == (before[0].address,)
+
+
+def test_an_instance_that_exits_while_starting_is_reported_with_its_exit_code(
+        world: World) -> None:
+    deployed(world)
+    before = list(world.runtime.instances())
+    world.runtime.exit_on_start = 4
+    with pytest.raises(DeployFailed, match=r"web\.1 never became healthy: it exited with code 4"):
+        releases.set_config(world.ctx, alice(world), "alice", "hello", {"BROKEN": "1"})
+    assert world.runtime.instances() == before
 
 
 def test_unknown_images_create_nothing(world: World) -> None:
@@ -227,10 +238,10 @@ def test_a_domain_added_during_a_deploy_waits_for_it(world: World) -> None:
     gate, checking = threading.Event(), threading.Event()
     health = world.health.wait_healthy
 
-    def slow(address: str, path: str, timeout: float) -> str | None:
+    def slow(address: str, path: str, timeout: float, gone: Gone | None = None) -> str | None:
         checking.set()
         gate.wait(5)
-        return health(address, path, timeout)
+        return health(address, path, timeout, gone)
 
     world.health.wait_healthy = slow  # type: ignore[method-assign]
     deploy = threading.Thread(target=releases.deploy_image,

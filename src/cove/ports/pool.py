@@ -9,7 +9,7 @@ here names a Kubernetes object or a container engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -89,10 +89,11 @@ class Pool(Protocol):
         """Make the pool match `app` without waiting (reconcile); return objects changed."""
         ...
 
-    def reconcile(self, apps: list[AppState]) -> int:
-        """`apply` for many apps at once, in as few requests as the pool can. Apps the pool
-        runs that are neither here nor deployed since are not removed (they may be
-        skipped because a deploy holds them); `remove_app` removes an app."""
+    def reconcile(self, apps: list[AppState], spaces: Sequence[SpaceState] = ()) -> int:
+        """`provision_space` and `apply` for many spaces and apps at once, in as few
+        requests as the pool can. Apps the pool runs that are neither here nor deployed
+        since are not removed (they may be skipped because a deploy holds them);
+        `remove_app` removes an app."""
         ...
 
     def remove_app(self, space: str, app: str) -> None: ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,7 +20,13 @@ class Router(Protocol):
         ...
 
 
+# Asked while waiting for a health check: why the instance is gone (it exited), or None.
+Gone = Callable[[], str | None]
+
+
 class HealthCheck(Protocol):
-    def wait_healthy(self, address: str, path: str, timeout: float) -> str | None:
-        """Return None once address answers 2xx/3xx on path, else a reason after timeout."""
+    def wait_healthy(self, address: str, path: str, timeout: float,
+                     gone: Gone | None = None) -> str | None:
+        """Return None once address answers 2xx/3xx on path, else a reason: after timeout,
+        or as soon as `gone` says why the instance will never answer."""
         ...

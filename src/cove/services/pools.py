@@ -54,11 +54,14 @@ def unsupported(pool: Pool, what: str) -> Unsupported:
     return Unsupported(f"{what} is not supported on the {pool.name!r} pool this space is on")
 
 
+def space_state(uow: UnitOfWork, space: Space) -> SpaceState:
+    members = tuple(sorted((u.name, r) for u, r in uow.memberships.of_space(space.id)))
+    return SpaceState(space.name, parse_template(space.template), members)
+
+
 def provision(ctx: Context, uow: UnitOfWork, space: Space) -> None:
     """Create or update the space's side in its pool: a network, or a secured namespace."""
-    members = tuple(sorted((u.name, r) for u, r in uow.memberships.of_space(space.id)))
-    pool_of(ctx, space).provision_space(
-        SpaceState(space.name, parse_template(space.template), members))
+    pool_of(ctx, space).provision_space(space_state(uow, space))
 
 
 def app_state(ctx: Context, space: Space, app: App, release: Release,

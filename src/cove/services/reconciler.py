@@ -3,7 +3,8 @@
 Runs in a loop beside the API. Each pass hands each pool the state of all its apps
 (`Pool.reconcile`): the local pool adopts the instances still running after a broker
 restart, restarts crashed ones with backoff and removes what no app wants; a Kubernetes
-pool re-applies what drifted. Apps being deployed right now are left to their deploy.
+pool re-applies what drifted in its spaces and apps. Apps being deployed right now are
+left to their deploy.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from cove.ports.pool import AppState
+from cove.ports.pool import AppState, SpaceState
 from cove.services.context import Context
-from cove.services.pools import current_state, pool_of
+from cove.services.pools import current_state, pool_of, space_state
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +44,13 @@ class Reconciler:
         pool = self.ctx.pools[name]
         held: list[int] = []
         states: list[AppState] = []
+        spaces: list[SpaceState] = []
         try:
             with self.ctx.store.unit_of_work() as uow:
                 for space in uow.spaces.all():
                     if pool_of(self.ctx, space) is not pool:
                         continue
+                    spaces.append(space_state(uow, space))
                     for app in uow.apps.of_space(space.id):
                         if not self.ctx.locks.try_acquire(app.id):
                             continue
@@ -55,7 +58,7 @@ class Reconciler:
                         state = current_state(self.ctx, uow, space, app)
                         if state is not None:
                             states.append(state)
-            return pool.reconcile(states)
+            return pool.reconcile(states, spaces)
         finally:
             for app_id in held:
                 self.ctx.locks.release(app_id)

@@ -4,8 +4,8 @@ The only module that talks to Kubernetes. lightkube was chosen for its typed,
 synchronous client, first-class server-side apply and small dependency set; its
 errors are mapped to Cove's domain errors here and nowhere else.
 
-Every applied object carries a hash of what Cove rendered for it, so a reconcile of
-an unchanged space reads but writes nothing.
+Cove owns the objects it renders whole: a reconcile compares each with the live object
+and replaces what differs, and one of an unchanged space reads but writes nothing.
 """
 
 from __future__ import annotations
@@ -15,23 +15,27 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 import httpx
-from lightkube import ApiError, Client
+from lightkube import ALL_NS, ApiError, Client
 from lightkube.codecs import from_dict, resource_registry
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.operators import exists
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
+from lightkube.resources.networking_v1 import NetworkPolicy
 from lightkube.resources.rbac_authorization_v1 import RoleBinding
+from lightkube.types import PatchType
 
 from cove.adapters.runtime.kubernetes import inspect
 from cove.adapters.runtime.kubernetes.render import (
+    CLUSTER_ROLE,
+    MANAGED,
     MEMBER_LABEL,
     AppSpec,
     Gateway,
@@ -39,6 +43,7 @@ from cove.adapters.runtime.kubernetes.render import (
     SpaceSpec,
     admission_policies,
     app_manifests,
+    claims_patch,
     cluster_roles,
     namespace_of,
     space_manifests,
@@ -60,6 +65,7 @@ from cove.ports.registry import Destination
 from cove.ports.runtime import Instance, LogLine, Posture, Stop
 
 FIELD_MANAGER = "cove"
+CLAIMS_MANAGER = "cove-hostnames"
 HTTPRoute = create_namespaced_resource("gateway.networking.k8s.io", "v1", "HTTPRoute",
                                        "httproutes")
 HASH = "cove.dev/applied-hash"
@@ -112,7 +118,7 @@ class KubernetesCluster:
                  router_namespace: str = "ingress-nginx",
                  ingress_class: str | None = "nginx", base_domain: str | None = None,
                  gateway: Gateway | None = None, registry: Destination | None = None,
-                 reconcile_interval: float = 30.0) -> None:
+                 reconcile_interval: float = 30.0, user_prefix: str = "cove:") -> None:
         self.client = client
         self.registry = registry
         self.gateway = gateway
@@ -123,56 +129,148 @@ class KubernetesCluster:
         self.counters = Counters()
         self.takes_builds = registry is not None  # its nodes pull what Cove pushes there
         self.reconcile_interval = reconcile_interval  # drift checks cost API requests
+        self.user_prefix = user_prefix
         self.autoscale_metric = "cpu"  # the Autoscaling capability: HorizontalPodAutoscalers
         self._roles_installed = False
+        self._verified: dict[Key, tuple[str, str]] = {}  # objects seen in sync, by token
 
     # -- applying ---------------------------------------------------------------------------
 
-    def _current_hashes(self, manifests: list[Manifest]
-                        ) -> dict[tuple[str, str, str], tuple[str, int | None]]:
-        """One list call per kind and namespace: what Cove applied last time."""
-        seen: dict[tuple[str, str, str], tuple[str, int | None]] = {}
-        groups = {(m["kind"], m["apiVersion"], m["metadata"].get("namespace")) for m in manifests}
-        for kind, api_version, ns in groups:
+    def _live(self, manifests: list[Manifest]) -> dict[Key, dict[str, Any]]:
+        """What the cluster holds of these objects: one list call per kind (per namespace,
+        or across all namespaces when the manifests span several)."""
+        seen: dict[Key, dict[str, Any]] = {}
+        kinds: dict[tuple[str, str], set[str]] = {}
+        for m in manifests:
+            kinds.setdefault((m["kind"], m["apiVersion"]), set()).add(
+                m["metadata"].get("namespace") or "")
+        for (kind, api_version), namespaces in sorted(kinds.items()):
             res: Any = resource_registry.load(api_version, kind)
+            where = {} if "" in namespaces else {"namespace": ALL_NS} if len(namespaces) > 1 \
+                else {"namespace": next(iter(namespaces))}
             self.counters.requests += 1
-            selector: dict[str, Any] = {"app.kubernetes.io/managed-by": "cove"}
             try:
-                where = {"namespace": ns} if ns else {}
-                found = _retrying(partial(_list_all, self.client, res, selector, where))
-                obj: Any
-                for obj in found:
-                    annotations = obj.metadata.annotations or {}
-                    replicas = obj.spec.replicas if kind == "Deployment" else None
-                    seen[(kind, ns or "", obj.metadata.name)] = (annotations.get(HASH, ""),
-                                                                 replicas)
+                found = _retrying(partial(_list_all, self.client, res, MANAGED, where))
             except ApiError as err:
                 if err.status.code != 404:  # a namespace not created yet lists as empty
                     raise
+                continue
+            for obj in found:
+                item = obj.to_dict()
+                meta = item["metadata"]
+                seen[(kind, meta.get("namespace") or "", meta["name"])] = item
         return seen
 
     def apply(self, manifests: list[Manifest] | AppState, what: str = "") -> int:
-        """Server-side apply what changed; return the number of writes."""
+        """Make the cluster hold exactly what Cove rendered; return the number of writes.
+
+        Each object is compared with the live one, not with a note Cove left on it: an
+        object whose hash matches is checked by a server-side dry run of Cove's version
+        (the server's defaults and normal forms on both sides), and any difference is
+        replaced whole, so fields and containers added by others go too. An object seen
+        in sync is not checked again until its generation (or, for kinds without one,
+        its resource version) moves.
+        """
         if isinstance(manifests, AppState):
             what = what or f"applying {manifests.app!r} v{manifests.release}"
             manifests = self._render(manifests)
         writes = 0
         with domain_errors(what):
-            current = self._current_hashes(manifests)
+            live = self._live(manifests)
             for manifest in manifests:
-                want = digest(manifest)
-                meta = manifest["metadata"]
-                key = (manifest["kind"], meta.get("namespace") or "", meta["name"])
-                if _unchanged(current.get(key), want, manifest):
-                    continue  # unchanged since Cove applied it
-                stamped = {**manifest, "metadata": {
-                    **meta, "annotations": {**meta.get("annotations", {}), HASH: want}}}
-                self.counters.requests += 1
-                _retrying(partial(self.client.apply, from_dict(stamped),
-                                  field_manager=FIELD_MANAGER, force=True))
-                writes += 1
+                writes += self._converge(_stamped(manifest), live.get(_key(manifest)))
         self.counters.writes += writes
         return writes
+
+    def _converge(self, want: Manifest, live: dict[str, Any] | None) -> int:
+        kind, key = want["kind"], _key(want)
+        if kind in _SHARED:
+            if live is not None and _holds(want, live["metadata"], exact=False):
+                return 0
+            self.counters.requests += 1
+            _retrying(partial(self.client.apply, from_dict(want), field_manager=FIELD_MANAGER,
+                              force=True))
+            return 1
+        for _attempt in range(3):
+            if live is None:
+                self._claim_hosts(want)
+                created = self._call(self.client.create, want, conflict_ok=True)
+                if created is not None:
+                    self._verified[key] = _token(kind, created)
+                    return 1
+                live = self._get(want)  # made meanwhile, or listed without Cove's labels
+                continue
+            same_hash = _annotation(live, HASH) == _annotation(want, HASH)
+            if same_hash and self._verified.get(key) == _token(kind, live) and \
+                    _holds(want, live["metadata"], exact=True):
+                return 0
+            desired = _carry_over(want, live)
+            try:
+                if same_hash:
+                    dry = self._call(self.client.replace, desired, dry_run=True)
+                    if dry is not None and _content(dry) == _content(live):
+                        self._verified[key] = _token(kind, live)
+                        return 0
+                self._claim_hosts(want)
+                done = self._call(self.client.replace, desired)
+            except ApiError as err:
+                if err.status.code == 422 and kind in _RECREATED:  # immutable: make anew
+                    self._delete(want)
+                    live = None
+                    continue
+                raise
+            if done is not None:
+                self._verified[key] = _token(kind, done)
+                return 1
+            live = self._get(want)  # changed meanwhile: compare again
+        raise Conflict(f"{kind} {key[2]!r} kept changing while Cove repaired it")
+
+    def _call(self, method: Callable[..., Any], manifest: Manifest, *, dry_run: bool = False,
+              conflict_ok: bool = True) -> dict[str, Any] | None:
+        """A create or replace; None when the object changed or appeared meanwhile (409)."""
+        self.counters.requests += 1
+        try:
+            kwargs = {"dry_run": True} if dry_run else {}
+            return dict(_retrying(partial(method, from_dict(manifest), **kwargs)).to_dict())
+        except ApiError as err:
+            if err.status.code == 409 and conflict_ok:
+                return None
+            raise
+
+    def _get(self, manifest: Manifest) -> dict[str, Any] | None:
+        meta = manifest["metadata"]
+        res: Any = resource_registry.load(manifest["apiVersion"], manifest["kind"])
+        self.counters.requests += 1
+        try:
+            return dict(self.client.get(res, meta["name"],
+                                        namespace=meta.get("namespace")).to_dict())
+        except ApiError as err:
+            if err.status.code == 404:
+                return None
+            raise
+
+    def _delete(self, manifest: Manifest) -> None:
+        meta = manifest["metadata"]
+        res: Any = resource_registry.load(manifest["apiVersion"], manifest["kind"])
+        self.counters.requests += 1
+        self._verified.pop(_key(manifest), None)
+        try:
+            self.client.delete(res, meta["name"], namespace=meta.get("namespace"))
+        except ApiError as err:
+            if err.status.code != 404:
+                raise
+
+    def _claim_hosts(self, route: Manifest) -> None:
+        """Before a route is written, its namespace names the app's hostnames: the routing
+        admission policy admits no other."""
+        if route["kind"] not in _ROUTES:
+            return
+        spec = route["spec"]
+        hosts = spec.get("hostnames") or [r["host"] for r in spec.get("rules", [])]
+        self.counters.requests += 1
+        self.client.patch(Namespace, route["metadata"]["namespace"],
+                          claims_patch(route["metadata"]["name"], hosts),
+                          patch_type=PatchType.MERGE, field_manager=CLAIMS_MANAGER)
 
     def _render(self, spec: AppSpec) -> list[Manifest]:
         return app_manifests(spec, self.ingress_class, self.gateway)
@@ -186,8 +284,11 @@ class KubernetesCluster:
     def ensure_cluster_roles(self) -> int:
         """Cove's cluster-wide objects: the members' roles and the admission policies
         bound to every space's namespace."""
-        return self.apply([*cluster_roles(), *admission_policies()],
-                          "installing Cove's cluster roles and policies")
+        return self.apply(self._cluster_objects(), "installing Cove's cluster roles and policies")
+
+    def _cluster_objects(self) -> list[Manifest]:
+        return [*cluster_roles(), *admission_policies(
+            None if self.gateway else self.ingress_class)]
 
     def _ensure_cluster_objects(self) -> None:
         """Once per process: an upgraded Cove brings its roles and policies to the cluster
@@ -196,38 +297,64 @@ class KubernetesCluster:
             self.ensure_cluster_roles()
             self._roles_installed = True
 
+    def _space_spec(self, space: SpaceSpec | SpaceState) -> SpaceSpec:
+        if isinstance(space, SpaceSpec):
+            return space
+        return SpaceSpec(space.name, space.template, space.members,
+                         router_namespace=self.router_namespace, user_prefix=self.user_prefix)
+
     def provision_space(self, space: SpaceSpec | SpaceState) -> int:
         self._ensure_cluster_objects()
-        spec = space if isinstance(space, SpaceSpec) else SpaceSpec(
-            space.name, space.template, space.members, router_namespace=self.router_namespace)
+        spec = self._space_spec(space)
         manifests = space_manifests(spec)
-        removed = self._drop_stale_bindings(spec.name, manifests)
-        return removed + self.apply(manifests, f"provisioning space {spec.name!r}")
+        what = f"provisioning space {spec.name!r}"
+        return self._drop_stale(manifests, what) + self.apply(manifests, what)
 
-    def _drop_stale_bindings(self, space: str, manifests: list[Manifest]) -> int:
-        """Members' RoleBindings are exactly the members: a removed member's binding goes,
-        and a changed role replaces it (a binding's roleRef cannot change in place)."""
-        ns = namespace_of(space)
-        wanted = {m["metadata"]["name"]: m["roleRef"]["name"] for m in manifests
-                  if m["kind"] == "RoleBinding"}
+    def _drop_stale(self, manifests: list[Manifest], what: str) -> int:
+        """Delete what these spaces hold but Cove no longer renders: members' RoleBindings
+        are exactly the members (a changed role replaces the binding: its roleRef cannot
+        change in place), a binding to Cove's member roles made behind Cove's back goes,
+        and so does a policy the space's template dropped."""
+        wanted = {_key(m): m for m in manifests}
+        namespaces = {m["metadata"]["namespace"] for m in manifests
+                      if m["metadata"].get("namespace")}
+        where = ALL_NS if len(namespaces) > 1 else next(iter(namespaces), None)
+        if where is None:
+            return 0
         deleted = 0
-        with domain_errors(f"updating the members of space {space!r}"):
-            self.counters.requests += 1
-            for found in self.client.list(RoleBinding, namespace=ns,
-                                          labels={MEMBER_LABEL: exists()}):
-                name = found.metadata.name if found.metadata else None
-                if name and wanted.get(name) != found.roleRef.name:
-                    self.counters.requests += 1
-                    try:
-                        self.client.delete(RoleBinding, name, namespace=ns)
-                    except ApiError as err:
-                        if err.status.code != 404:
-                            raise
-                    deleted += 1
+        with domain_errors(what):
+            found: list[Any] = []
+            self.counters.requests += 2
+            found += self.client.list(RoleBinding, namespace=where)
+            found += self.client.list(NetworkPolicy, namespace=where, labels=dict(MANAGED))
+            for obj in found:
+                meta = obj.metadata
+                if meta is None or meta.namespace not in namespaces:
+                    continue
+                kind = type(obj).__name__
+                key = (kind, meta.namespace, meta.name)
+                if kind == "RoleBinding":
+                    ours = obj.roleRef.kind == "ClusterRole" and \
+                        obj.roleRef.name in CLUSTER_ROLE.values()
+                    if not ours and MEMBER_LABEL not in (meta.labels or {}):
+                        continue  # the operator's own bindings are the operator's
+                    if key in wanted and wanted[key]["roleRef"]["name"] == obj.roleRef.name:
+                        continue
+                elif key in wanted:
+                    continue
+                self.counters.requests += 1
+                self._verified.pop(key, None)
+                try:
+                    self.client.delete(type(obj), meta.name, namespace=meta.namespace)
+                except ApiError as err:
+                    if err.status.code != 404:
+                        raise
+                deleted += 1
         self.counters.writes += deleted
         return deleted
 
     def remove_space(self, space: str, wait: float = 0) -> None:
+        self._forget(namespace_of(space))
         with domain_errors(f"removing space {space!r}"):
             try:
                 self.counters.requests += 1
@@ -262,14 +389,16 @@ class KubernetesCluster:
             raise
         self.prune(spec)
 
-    def reconcile(self, apps: list[AppState]) -> int:
-        """Re-apply many apps, one namespace at a time: each kind is listed once per space."""
-        self._ensure_cluster_objects()
-        by_space: dict[str, list[Manifest]] = {}
-        for app in apps:
-            by_space.setdefault(app.space, []).extend(self._render(app))
-        return sum(self.apply(manifests, f"reconciling space {space!r}")
-                   for space, manifests in sorted(by_space.items()))
+    def reconcile(self, apps: list[AppState], spaces: Sequence[SpaceState] = ()) -> int:
+        """Bring Cove's cluster objects, these spaces and these apps back to what Cove
+        renders, in one pass: each kind is listed once (across namespaces)."""
+        self._roles_installed = True
+        space_objects = [m for space in spaces for m in space_manifests(self._space_spec(space))]
+        app_objects = [m for app in apps for m in self._render(app)]
+        what = f"reconciling the pool {self.name!r}"
+        dropped = self._drop_stale(space_objects, what) if space_objects else 0
+        return dropped + self.apply([*self._cluster_objects(), *space_objects, *app_objects],
+                                    what)
 
     def wait_rollout(self, spec: AppSpec, timeout: float) -> None:
         ns = namespace_of(spec.space)
@@ -310,17 +439,32 @@ class KubernetesCluster:
                     if kind == "Secret" and _version(release) >= spec.release - 2:
                         continue  # recent releases' config stays for a quick rollback
                     self.counters.requests += 1
+                    self._verified.pop((kind, ns, name), None)
                     self.client.delete(res, name, namespace=ns)
 
     def remove_app(self, space: str, app: str) -> None:
         ns = namespace_of(space)
         with domain_errors(f"removing {app!r}"):
+            self._forget(ns, app)
             for kind in self._app_kinds():
                 res = _kind(kind)
                 self.counters.requests += 1
                 for obj in self.client.list(res, namespace=ns, labels={"cove.dev/app": app}):
                     self.counters.requests += 1
                     self.client.delete(res, obj.metadata.name, namespace=ns)
+            try:
+                self.counters.requests += 1
+                self.client.patch(Namespace, ns, claims_patch(app, None),
+                                  patch_type=PatchType.MERGE, field_manager=CLAIMS_MANAGER)
+            except ApiError as err:
+                if err.status.code != 404:
+                    raise
+
+    def _forget(self, ns: str, app: str | None = None) -> None:
+        """Objects about to go are no longer known to be in sync."""
+        for key in [k for k in self._verified if k[1] == ns and (
+                app is None or k[2] == app or k[2].startswith(f"{app}-"))]:
+            del self._verified[key]
 
     def pods(self, space: str, app: str | None) -> list[Pod]:
         """An app's pods, or (None) those of every app of the space in one request."""
@@ -426,17 +570,84 @@ def _log_line(raw: str, source: str) -> LogLine | None:
     return LogLine(when, source, text) if when else None
 
 
-def _unchanged(live: tuple[str, int | None] | None, want: str, manifest: Manifest) -> bool:
-    """Cove's hash matches, and nobody changed the replica count Cove set.
+Key = tuple[str, str, str]  # kind, namespace ("" for the cluster's), name
+# Kinds Cove shares with others: it asserts its own labels (server-side apply) and leaves
+# the rest alone. Every other kind is Cove's whole.
+_SHARED = {"Namespace"}
+_ROUTES = {"Ingress", "HTTPRoute"}
+# Kinds whose changes the API refuses in place (immutable data, a binding's role).
+_RECREATED = {"Secret", "RoleBinding"}
+# Kinds whose generation moves with every change to their spec and not with their status.
+_GENERATIONAL = {"Deployment", "PodDisruptionBudget"}
+# What the cluster's own controllers write into objects Cove owns: kept on a replace.
+_THEIRS = ("deployment.kubernetes.io/revision",)
 
-    Other hand edits are undone on the next change Cove applies, not by every reconcile
-    (that would need a full server-side apply of every object every time).
-    """
-    if live is None or live[0] != want:
-        return False
-    replicas = manifest.get("spec", {}).get("replicas") if manifest["kind"] == "Deployment" \
-        else None
-    return replicas is None or live[1] == replicas
+
+def _key(manifest: Manifest) -> Key:
+    meta = manifest["metadata"]
+    return (manifest["kind"], meta.get("namespace") or "", meta["name"])
+
+
+def _stamped(manifest: Manifest) -> Manifest:
+    meta = manifest["metadata"]
+    return {**manifest, "metadata": {**meta, "annotations": {
+        **meta.get("annotations", {}), HASH: digest(manifest)}}}
+
+
+def _annotation(obj: dict[str, Any], name: str) -> str | None:
+    return ((obj.get("metadata") or {}).get("annotations") or {}).get(name)
+
+
+def _holds(want: Manifest, live_meta: dict[str, Any], exact: bool) -> bool:
+    """The live labels and annotations are Cove's (exact: and nobody else's, but for
+    those the cluster's controllers keep)."""
+    for field in ("labels", "annotations"):
+        ours, theirs = want["metadata"].get(field) or {}, dict(live_meta.get(field) or {})
+        if exact:
+            for kept in _THEIRS:
+                theirs.pop(kept, None)
+            if theirs != ours:
+                return False
+        elif any(theirs.get(k) != v for k, v in ours.items()):
+            return False
+    return True
+
+
+def _token(kind: str, obj: dict[str, Any]) -> tuple[str, str]:
+    """What changes when anyone changes the object (status aside, where it can)."""
+    meta = obj["metadata"]
+    moved = str(meta.get("generation")) if kind in _GENERATIONAL \
+        else meta.get("resourceVersion", "")
+    return (meta.get("uid", ""), moved)
+
+
+def _carry_over(want: Manifest, live: dict[str, Any]) -> Manifest:
+    """Cove's manifest as a replace of the live object: what the cluster assigned or its
+    controllers keep (a Service's address, an autoscaler's replica count) stays."""
+    meta = dict(want["metadata"])
+    meta["resourceVersion"] = live["metadata"]["resourceVersion"]
+    kept = {k: v for k, v in (live["metadata"].get("annotations") or {}).items()
+            if k in _THEIRS}
+    if kept:
+        meta["annotations"] = {**meta.get("annotations", {}), **kept}
+    out = {**want, "metadata": meta}
+    spec: dict[str, Any] = want.get("spec") or {}
+    live_spec: dict[str, Any] = live.get("spec") or {}
+    if want["kind"] == "Deployment" and "replicas" not in spec and "replicas" in live_spec:
+        out["spec"] = {**spec, "replicas": live_spec["replicas"]}
+    if want["kind"] == "Service":
+        out["spec"] = {**spec, **{k: live_spec[k] for k in ("clusterIP", "clusterIPs")
+                                  if k in live_spec}}
+    return out
+
+
+def _content(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object as far as it says what runs: no status, no bookkeeping metadata."""
+    meta = obj.get("metadata") or {}
+    return {**{k: v for k, v in obj.items()
+               if k not in ("metadata", "status", "apiVersion", "kind")},
+            "metadata": {k: meta.get(k) for k in ("labels", "annotations", "ownerReferences",
+                                                  "finalizers")}}
 
 
 def _instance(pod: Pod, space: str, app: str, process: str, index: int) -> Instance:

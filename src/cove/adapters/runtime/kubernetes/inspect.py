@@ -24,15 +24,21 @@ UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10
 # What Cove does in a cluster, as (verb, API group, resource): provisioning a space and
 # running apps in it.
 NEEDED = (("create", "", "namespaces"), ("delete", "", "namespaces"),
-          ("patch", "", "resourcequotas"), ("patch", "", "limitranges"),
-          ("patch", "networking.k8s.io", "networkpolicies"),
-          ("patch", "rbac.authorization.k8s.io", "rolebindings"),
-          ("patch", "rbac.authorization.k8s.io", "clusterroles"),
+          ("patch", "", "namespaces"),
+          ("update", "", "resourcequotas"), ("update", "", "limitranges"),
+          ("update", "", "serviceaccounts"),
+          ("update", "networking.k8s.io", "networkpolicies"),
+          ("delete", "networking.k8s.io", "networkpolicies"),
+          ("update", "rbac.authorization.k8s.io", "rolebindings"),
+          ("update", "rbac.authorization.k8s.io", "clusterroles"),
           ("delete", "rbac.authorization.k8s.io", "rolebindings"),
-          ("patch", "admissionregistration.k8s.io", "validatingadmissionpolicies"),
-          ("patch", "admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
-          ("patch", "apps", "deployments"), ("patch", "", "services"),
-          ("patch", "", "secrets"), ("patch", "networking.k8s.io", "ingresses"),
+          ("update", "admissionregistration.k8s.io", "validatingadmissionpolicies"),
+          ("update", "admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
+          ("update", "apps", "deployments"), ("update", "", "services"),
+          ("update", "", "secrets"), ("delete", "", "secrets"),
+          ("update", "networking.k8s.io", "ingresses"),
+          ("update", "policy", "poddisruptionbudgets"),
+          ("update", "autoscaling", "horizontalpodautoscalers"),
           ("list", "", "pods"), ("get", "", "pods/log"))
 
 

@@ -132,6 +132,9 @@ _POLICIES: dict[str, tuple[list[dict[str, Any]], list[tuple[str, str]]]] = {
          "Services in Cove spaces may not set externalIPs (CVE-2020-8554)"),
         ("!has(object.spec.type) || object.spec.type == 'ClusterIP'",
          "Services in Cove spaces are ClusterIP: no ExternalName, NodePort or LoadBalancer"),
+        ("has(object.spec.selector) && size(object.spec.selector) > 0",
+         "Services in Cove spaces select their pods: a Service without a selector takes "
+         "Endpoints written by hand (CVE-2021-25740)"),
     ]),
     "cove-secrets": (_writes("secrets"), [
         ("object.type != 'kubernetes.io/service-account-token'",
@@ -140,16 +143,66 @@ _POLICIES: dict[str, tuple[list[dict[str, Any]], list[tuple[str, str]]]] = {
 }
 
 
-def admission_policies() -> list[Manifest]:
+# An app's claimed hostnames, written by Cove on its space's namespace (tenants cannot
+# write namespaces): the routing policies admit no other host for the app's route.
+HOSTS_ANNOTATION = "hosts.cove.dev/"
+_CLAIMS = ("has(namespaceObject.metadata.annotations) && "
+           f"('{HOSTS_ANNOTATION}' + object.metadata.name) in "
+           "namespaceObject.metadata.annotations ? namespaceObject.metadata.annotations"
+           f"['{HOSTS_ANNOTATION}' + object.metadata.name].split(',') : []")
+_ONLY_COVES_ANNOTATIONS = (
+    "!has(object.metadata.annotations) || object.metadata.annotations.all(k, "
+    "k.startsWith('cove.dev/'))",
+    "routes in Cove spaces carry only Cove's annotations (annotations configure the "
+    "router: snippets, auth URLs, mirrors)")
+
+
+def _routing_policies(ingress_class: str | None) -> dict[str, tuple[
+        list[dict[str, Any]], list[tuple[str, str]]]]:
+    ingress = [
+        ("!has(object.spec.defaultBackend)",
+         "Ingresses in Cove spaces have no default backend: they route only the hostnames "
+         "their app claims in Cove"),
+        ("has(object.spec.rules) && size(object.spec.rules) > 0 && object.spec.rules.all(r, "
+         "has(r.host) && r.host in variables.claims)",
+         "every rule of an Ingress in a Cove space names a hostname its app claims in Cove "
+         "(cove domains add)"),
+        ("!has(object.spec.tls) || object.spec.tls.all(t, !has(t.hosts) "
+         "|| t.hosts.all(h, h in variables.claims))",
+         "TLS hosts of an Ingress in a Cove space are hostnames its app claims in Cove"),
+        _ONLY_COVES_ANNOTATIONS,
+    ]
+    if ingress_class:
+        ingress.append((f"has(object.spec.ingressClassName) && "
+                        f"object.spec.ingressClassName == '{ingress_class}'",
+                        f"Ingresses in Cove spaces use the pool's class {ingress_class!r}"))
+    route = [("has(object.spec.hostnames) && size(object.spec.hostnames) > 0 && "
+              "object.spec.hostnames.all(h, h in variables.claims)",
+              "an HTTPRoute in a Cove space names only hostnames its app claims in Cove"),
+             _ONLY_COVES_ANNOTATIONS]
+    return {
+        "cove-ingresses": ([{"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"],
+                             "resources": ["ingresses"], "operations": ["CREATE", "UPDATE"]}],
+                           ingress),
+        "cove-httproutes": ([{"apiGroups": ["gateway.networking.k8s.io"], "apiVersions": ["*"],
+                              "resources": ["httproutes"],
+                              "operations": ["CREATE", "UPDATE"]}], route),
+    }
+
+
+def admission_policies(ingress_class: str | None = "nginx") -> list[Manifest]:
     """The policies and their bindings to every namespace that is a Cove space."""
     out: list[Manifest] = []
-    for name, (rules, checks) in sorted(_POLICIES.items()):
+    routing = _routing_policies(ingress_class)
+    for name, (rules, checks) in sorted({**_POLICIES, **routing}.items()):
+        spec: dict[str, Any] = {
+            "failurePolicy": "Fail", "matchConstraints": {"resourceRules": rules},
+            "validations": [{"expression": e, "message": m} for e, m in checks]}
+        if name in routing:
+            spec["variables"] = [{"name": "claims", "expression": _CLAIMS}]
         out.append({
             "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy", "metadata": _meta(name),
-            "spec": {"failurePolicy": "Fail",
-                     "matchConstraints": {"resourceRules": rules},
-                     "validations": [{"expression": e, "message": m} for e, m in checks]}})
+            "kind": "ValidatingAdmissionPolicy", "metadata": _meta(name), "spec": spec})
         out.append({
             "apiVersion": "admissionregistration.k8s.io/v1",
             "kind": "ValidatingAdmissionPolicyBinding", "metadata": _meta(name),
@@ -168,6 +221,9 @@ class SpaceSpec:
     members: tuple[tuple[str, Role], ...] = ()
     router_namespace: str = "ingress-nginx"
     dns_namespace: str = "kube-system"
+    # Members are the cluster's users `<prefix><name>`, so a Cove account never matches
+    # another identity of the cluster (an operator's identity provider maps to the same).
+    user_prefix: str = "cove:"
 
 
 def space_manifests(spec: SpaceSpec) -> list[Manifest]:
@@ -228,21 +284,27 @@ def space_manifests(spec: SpaceSpec) -> list[Manifest]:
                 "kubernetes.io/metadata.name": spec.dns_namespace}}}],
                 "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}))
     for user, role in sorted(spec.members):
-        out.append(member_binding(ns, user, role))
+        out.append(member_binding(ns, user, role, spec.user_prefix))
     return out
 
 
 MEMBER_LABEL = "cove.dev/member"
 
 
-def member_binding(ns: str, user: str, role: Role) -> Manifest:
+def member_binding(ns: str, user: str, role: Role, prefix: str) -> Manifest:
     return {
             "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": _meta(f"cove-member-{user}", ns, labels={MEMBER_LABEL: user}),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                         "name": CLUSTER_ROLE[role]},
             "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                          "name": user}]}
+                          "name": f"{prefix}{user}"}]}
+
+
+def claims_patch(app: str, hosts: list[str] | None) -> dict[str, Any]:
+    """The namespace annotation naming an app's hostnames (None: the app is gone)."""
+    return {"metadata": {"annotations": {HOSTS_ANNOTATION + app: ",".join(hosts)
+                                         if hosts else None}}}
 
 
 def _netpol(ns: str, name: str, spec: dict[str, Any]) -> Manifest:

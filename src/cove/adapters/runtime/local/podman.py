@@ -31,6 +31,9 @@ from cove.ports.runtime import Instance, InstanceSpec, Posture
 NPROC = min(32768, resource.getrlimit(resource.RLIMIT_NPROC)[1])
 
 
+LAST_LINES = 5  # of an instance's output, when it exits before it answered
+
+
 class PodmanRuntime:
     def __init__(self, engine: Engine, logs: FileLogs, install: str,
                  grace_seconds: int = 10) -> None:
@@ -138,6 +141,20 @@ class PodmanRuntime:
         self.engine.run("rm", "--force", "--ignore", "--time", str(grace_seconds),
                         container_name(self.install, name), check=False,
                         timeout=grace_seconds + 60)
+
+    def exited(self, name: str) -> str | None:
+        found = self._inspect_raw([container_name(self.install, name)])
+        if not found:
+            return "it is gone (removed while starting)"
+        inst = _instance(found[0])
+        if inst.state in ("running", "created", "configured", "initialized"):
+            return None
+        path = self.logs.instance_path(inst.app_id, inst.process, inst.index, inst.release)
+        lines = path.read_text(errors="replace").splitlines()[-LAST_LINES:] \
+            if path.exists() else []
+        said = "; ".join(line.split(" ", 3)[-1] for line in lines)
+        return (f"it exited with code {inst.exit_code}" +
+                (f"; its last lines: {said}" if said else " without writing anything"))
 
     def instances(self, app_id: int | None = None) -> list[Instance]:
         args = ["ps", "--all", "--quiet", "--no-trunc", "--filter",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -172,8 +172,9 @@ class LocalPool:
         self.sync_routes()
         return changed
 
-    def reconcile(self, apps: list[AppState]) -> int:
-        """Every app in one pass: one listing of the instances, not one per app."""
+    def reconcile(self, apps: list[AppState], spaces: Sequence[SpaceState] = ()) -> int:
+        """Every app in one pass: one listing of the instances, not one per app. (A
+        space here is its network, made when the space is; nothing else drifts.)"""
         running = self.runtime.instances()  # before the apps: see _orphans
         with self._lock:
             for app in apps:
@@ -327,7 +328,8 @@ class LocalPool:
             for spec in specs:
                 started.append(self.runtime.start(spec))
             with ThreadPoolExecutor(max_workers=8) as pool:
-                checks = {inst.name: pool.submit(self._check, inst, app, app.health_timeout)
+                checks = {f"{inst.process}.{inst.index}":
+                          pool.submit(self._check, inst, app, app.health_timeout)
                           for inst in started}
                 failures = {name: f.result() for name, f in checks.items() if f.result()}
             if failures:
@@ -348,8 +350,9 @@ class LocalPool:
         if inst.process != WEB:
             return None
         if inst.address is None:
-            return "it has no network address (did it exit at once?)"
-        return self.health.wait_healthy(inst.address, app.health_path, timeout)
+            return self.runtime.exited(inst.name) or "it has no network address"
+        return self.health.wait_healthy(inst.address, app.health_path, timeout,
+                                        gone=lambda: self.runtime.exited(inst.name))
 
     def _run_probes(self, probes: list[Probe]) -> None:
         """Short health probes of instances Cove did not just roll out, all at once: a pass
