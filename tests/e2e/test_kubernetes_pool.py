@@ -188,6 +188,8 @@ def test_doctor_reads_the_cluster(kcove: CoveServer, control_plane: ControlPlane
     assert any(line.startswith("pass") and "pool k8s permissions" in line for line in lines), \
         host.stdout
     assert any(line.startswith("pass") and "pool k8s member roles" in line for line in lines)
+    assert any(line.startswith("pass") and "pool k8s admission policies" in line
+               for line in lines), host.stdout
 
 
 def test_a_space_at_its_quota_can_still_roll_out(kcove: CoveServer, control_plane: ControlPlane,

@@ -9,13 +9,19 @@ from typing import Any
 
 from lightkube import ApiError, Client
 from lightkube.models.authorization_v1 import ResourceAttributes, SelfSubjectAccessReviewSpec
+from lightkube.resources.admissionregistration_v1 import ValidatingAdmissionPolicy
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.authorization_v1 import SelfSubjectAccessReview
 from lightkube.resources.core_v1 import LimitRange, Namespace, ResourceQuota
 from lightkube.resources.networking_v1 import IngressClass, NetworkPolicy
 from lightkube.resources.rbac_authorization_v1 import ClusterRole
 
-from cove.adapters.runtime.kubernetes.render import PSA, cluster_roles, namespace_of
+from cove.adapters.runtime.kubernetes.render import (
+    PSA,
+    admission_policies,
+    cluster_roles,
+    namespace_of,
+)
 from cove.domain.checks import FAIL, PASS, WARN, Check
 from cove.ports.runtime import Posture
 
@@ -158,6 +164,15 @@ def preflight(client: Client, pool: str, ingress_class: str | None) -> list[Chec
                         f"{', '.join(roles)} installed",
                         "members' cluster access is granted through them",
                         "installed with the first space Cove provisions there"))
+    policies = [m["metadata"]["name"] for m in admission_policies(ingress_class)
+                if m["kind"] == "ValidatingAdmissionPolicy"]
+    absent = [p for p in policies if not _exists(client, ValidatingAdmissionPolicy, p)]
+    checks.append(Check("platform", f"{name} admission policies", WARN if absent else PASS,
+                        f"not yet installed: {', '.join(absent)}" if absent else
+                        f"{', '.join(policies)} installed",
+                        "they hold the spaces' guard rails whoever writes into a namespace",
+                        "installed with the first space Cove provisions there, restored by "
+                        "every reconcile pass"))
     if ingress_class:
         ok = _exists(client, IngressClass, ingress_class)
         checks.append(Check("platform", f"{name} ingress class", PASS if ok else WARN,
