@@ -5,12 +5,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
-	"io"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -19,6 +20,11 @@ func main() {
 	// "hello fetch URL" lets tests probe the network from inside an instance.
 	if len(os.Args) == 3 && os.Args[1] == "fetch" {
 		os.Exit(fetch(os.Args[2]))
+	}
+	// "hello whoami" prints what the process may do: its ids, capabilities and whether
+	// its root filesystem takes writes (tests read it from inside real containers).
+	if len(os.Args) == 2 && os.Args[1] == "whoami" {
+		os.Exit(whoami())
 	}
 	// EXIT_AT_START=N plays an app that dies while starting (a missing setting, say).
 	if code := os.Getenv("EXIT_AT_START"); code != "" {
@@ -80,5 +86,27 @@ func fetch(url string) int {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	fmt.Printf("%d %s", resp.StatusCode, body)
+	return 0
+}
+
+func whoami() int {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		for _, key := range []string{"Uid:", "Gid:", "CapEff:", "CapPrm:", "NoNewPrivs:", "Seccomp:"} {
+			if strings.HasPrefix(line, key) {
+				fmt.Println(strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+	if f, err := os.Create("/written-by-hello"); err != nil {
+		fmt.Println("root filesystem: read-only")
+	} else {
+		f.Close()
+		fmt.Println("root filesystem: writable")
+	}
 	return 0
 }

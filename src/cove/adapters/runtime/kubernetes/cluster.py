@@ -74,6 +74,12 @@ APP_KINDS = ("Deployment", "Service", "Ingress", "PodDisruptionBudget", "Secret"
              "HorizontalPodAutoscaler")
 
 
+LAST_LINES = 5  # of a container's output, when it exits before the rollout is done
+# Waiting reasons that no amount of waiting cures (the kubelet backs off and retries).
+_CANNOT_START = {"CrashLoopBackOff", "ImagePullBackOff", "InvalidImageName",
+                 "CreateContainerConfigError", "CreateContainerError", "ErrImageNeverPull"}
+
+
 class ClusterUnavailable(CoveError):
     code = "cluster_unavailable"
 
@@ -416,12 +422,48 @@ class KubernetesCluster:
                     elif reason.startswith("failed"):
                         raise DeployFailed(f"{spec.app} v{spec.release} {reason}; the previous "
                                            "release keeps serving")
+                ended = self._ended(spec) if pending else None
+                if ended is not None:
+                    raise DeployFailed(f"{spec.app} v{spec.release}: {ended}; the previous "
+                                       "release keeps serving")
                 if pending and time.monotonic() > deadline:
                     raise DeployFailed(f"{spec.app} v{spec.release} did not become ready within "
                                        f"{timeout:.0f}s ({reason}); the previous release keeps "
                                        "serving")
                 if pending:
                     time.sleep(0.5)
+
+    def _ended(self, spec: AppSpec) -> str | None:
+        """Why the release's pods will never become ready, as soon as one shows it: a
+        container that exited (its code and last lines), or an image the node cannot pull.
+        None while they may still come up."""
+        ns = namespace_of(spec.space)
+        self.counters.requests += 1
+        pods = self.client.list(Pod, namespace=ns, labels={
+            "cove.dev/app": spec.app, "app.kubernetes.io/version": f"v{spec.release}"})
+        for pod in pods:
+            for status in (pod.status.containerStatuses if pod.status else None) or []:
+                waiting = status.state.waiting if status.state else None
+                if waiting is not None and waiting.reason in _CANNOT_START:
+                    return f"{status.name} cannot start ({waiting.reason}: {waiting.message})"
+                ended = (status.state.terminated if status.state else None) or \
+                    (status.lastState.terminated if status.lastState else None)
+                if ended is None or (ended.exitCode == 0 and not status.restartCount):
+                    continue
+                return f"{status.name} exited with code {ended.exitCode}" + \
+                    self._last_words(pod, status.name, ns)
+        return None
+
+    def _last_words(self, pod: Pod, container: str, ns: str) -> str:
+        assert pod.metadata is not None and pod.metadata.name
+        self.counters.requests += 1
+        try:  # a container waiting to restart still shows its last run's output
+            lines = list(self.client.log(pod.metadata.name, namespace=ns, container=container,
+                                         tail_lines=LAST_LINES))
+        except (ApiError, httpx.HTTPError):
+            return ""
+        said = "; ".join(line.rstrip("\n") for line in lines if line.strip())
+        return f"; its last lines: {said}" if said else " without writing anything"
 
     def prune(self, spec: AppSpec) -> None:
         """Delete what an app no longer has: old release secrets, removed process types."""
