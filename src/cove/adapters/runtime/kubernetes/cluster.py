@@ -74,6 +74,9 @@ APP_KINDS = ("Deployment", "Service", "Ingress", "PodDisruptionBudget", "Secret"
              "HorizontalPodAutoscaler")
 
 
+# Pauses before a route is written again while the API server's cache of its namespace
+# catches up with the hostnames just claimed (about 6 s in all).
+CLAIM_SETTLES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.0, 0.0)
 LAST_LINES = 5  # of a container's output, when it exits before the rollout is done
 # Waiting reasons that no amount of waiting cures (the kubelet backs off and retries).
 _CANNOT_START = {"CrashLoopBackOff", "ImagePullBackOff", "InvalidImageName",
@@ -234,14 +237,21 @@ class KubernetesCluster:
     def _call(self, method: Callable[..., Any], manifest: Manifest, *, dry_run: bool = False,
               conflict_ok: bool = True) -> dict[str, Any] | None:
         """A create or replace; None when the object changed or appeared meanwhile (409)."""
-        self.counters.requests += 1
-        try:
-            kwargs = {"dry_run": True} if dry_run else {}
-            return dict(_retrying(partial(method, from_dict(manifest), **kwargs)).to_dict())
-        except ApiError as err:
-            if err.status.code == 409 and conflict_ok:
-                return None
-            raise
+        kwargs = {"dry_run": True} if dry_run else {}
+        for wait in CLAIM_SETTLES:
+            self.counters.requests += 1
+            try:
+                return dict(_retrying(partial(method, from_dict(manifest), **kwargs)).to_dict())
+            except ApiError as err:
+                if err.status.code == 409 and conflict_ok:
+                    return None
+                if manifest["kind"] not in _ROUTES or "claims" not in (err.status.message or ""):
+                    raise
+                error = err
+            # The admission policy reads the namespace from the API server's cache: the
+            # hostnames just claimed on it may take a moment to show there.
+            time.sleep(wait)
+        raise error
 
     def _get(self, manifest: Manifest) -> dict[str, Any] | None:
         meta = manifest["metadata"]
