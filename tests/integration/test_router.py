@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +15,7 @@ import pytest
 from cove.adapters.router.nginx.process import NginxRouter
 from cove.adapters.router.nginx.render import RouterConfig
 from cove.ports.router import Route
-from tests.support.services import free_port
+from tests.support.services import free_port, wait_until
 
 
 class Named(BaseHTTPRequestHandler):
@@ -106,3 +108,44 @@ def test_the_router_keeps_serving_after_its_owner_forgets_it(router: tuple[Nginx
     again.apply([Route(1, ("a.localhost",), (backends[0],))])
     assert again.pid() == pid
     assert httpx.get(url, headers={"Host": "a.localhost"}).status_code == 200
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV])
+def test_a_router_that_died_is_back_at_the_next_apply(router: tuple[NginxRouter, str],
+                                                      backends: list[str],
+                                                      how: signal.Signals) -> None:
+    """A master killed with SIGKILL left its workers holding the port: every restart failed
+    with `bind() ... Address already in use` and the apps answered nothing for minutes."""
+    r, url = router
+    routes = [Route(1, ("a.localhost",), (backends[0],))]
+    r.apply(routes)
+    master = r.pid()
+    assert master is not None
+    workers = children(master)
+    os.kill(master, how)
+    wait_until(lambda: r.pid() is None, 10, "the master to die")
+    r.apply(routes)  # what the reconciler does on its next pass
+    assert r.pid() not in (None, master)
+    assert httpx.get(url, headers={"Host": "a.localhost"}).status_code == 200
+    wait_until(lambda: not any(Path(f"/proc/{w}").exists() for w in workers), 10,
+               "the old workers to go")
+
+
+def test_a_stale_pid_file_naming_another_process_is_not_the_router(
+        router: tuple[NginxRouter, str], backends: list[str]) -> None:
+    r, url = router
+    routes = [Route(1, ("a.localhost",), (backends[0],))]
+    r.apply(routes)
+    master = r.pid()
+    assert master is not None
+    os.kill(master, signal.SIGKILL)
+    wait_until(lambda: not Path(f"/proc/{master}").exists() or
+               Path(f"/proc/{master}/stat").read_text().split()[2] == "Z", 10, "its death")
+    (r.prefix / "nginx.pid").write_text(f"{os.getpid()}\n")  # a reused pid: this process
+    assert r.pid() is None
+    r.apply(routes)
+    assert httpx.get(url, headers={"Host": "a.localhost"}).status_code == 200
+
+
+def children(pid: int) -> set[int]:
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}

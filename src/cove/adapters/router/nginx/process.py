@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import signal
@@ -94,12 +95,26 @@ class NginxRouter:
             time.sleep(0.005)
 
     def _start(self) -> None:
+        self._clear_orphans()
         proc = self._nginx()
         if proc.returncode != 0:
             raise NginxError(f"nginx did not start: {proc.stderr.strip()}")
         deadline = time.monotonic() + 5
         while self.pid() is None and time.monotonic() < deadline:
             time.sleep(0.05)
+
+    def _clear_orphans(self) -> None:
+        """Workers of a master that died (SIGKILL, a crash) keep serving and keep the
+        listening socket, so no new master could bind it: ask them to finish their requests
+        and go (SIGQUIT), and make sure they did."""
+        orphans = _holders(self.config.listen)
+        for pid in orphans:
+            _signal(pid, signal.SIGQUIT)
+        deadline = time.monotonic() + ORPHANS_GRACE
+        while time.monotonic() < deadline and any(_alive(pid) for pid in orphans):
+            time.sleep(0.05)
+        for pid in orphans:
+            _signal(pid, signal.SIGKILL)
 
     def stop(self) -> None:
         pid = self.pid()
@@ -111,14 +126,73 @@ class NginxRouter:
             time.sleep(0.05)
 
 
+ORPHANS_GRACE = 2.0  # seconds orphaned workers get to finish their requests
+
+
 def running_pid(prefix: Path) -> int | None:
-    """The pid of the nginx master whose state is under `prefix`, if it runs."""
+    """The pid of the nginx master whose state is under `prefix`, if it runs (a pid file
+    left by a master that died may name another process by now)."""
     try:
         pid = int((prefix / "nginx.pid").read_text().strip())
-        os.kill(pid, 0)
-        return pid
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+    except (FileNotFoundError, ValueError):
         return None
+    return pid if _alive(pid) and _title(pid).startswith("nginx: master") else None
+
+
+def _title(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie waiting for its parent."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _holders(listen: str) -> set[int]:
+    """Orphaned nginx workers (whose master is gone) holding a listening socket on the
+    port of `listen` (host:port). A live master and its workers are never among them."""
+    port = int(listen.rpartition(":")[2])
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    holders = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or not _title(int(proc.name)).startswith("nginx:") or \
+                _title(int(proc.name)).startswith("nginx: master") or \
+                _title(_parent(int(proc.name))).startswith("nginx: master"):
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                holders.add(int(proc.name))
+        except OSError:
+            continue  # gone meanwhile
+    return holders
 
 
 def _children(pid: int) -> set[int]:
