@@ -4,7 +4,7 @@ PYTHON ?= python3
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: run test deps stop lint unit bench k8s-build k8s-up k8s-down
+.PHONY: run test deps stop lint unit bench k8s-build k8s-node-build k8s-up k8s-down
 
 deps:
 	@scripts/install-deps
@@ -26,7 +26,7 @@ unit: deps
 # pytest exits 5 when it ran no test: that fails the run like any other non-zero code.
 # The Kubernetes test binaries are built (or found in the cache) first: a first build takes
 # longer than any one test may.
-test: deps k8s-build
+test: deps k8s-build k8s-node-build
 	$(PYTHON) -m pytest -q -ra $(PYTEST_ARGS)
 
 bench: deps
@@ -38,6 +38,11 @@ bench: deps
 # built from Go modules; `eval "$$(scripts/k8s-testenv env)"` points kubectl at it.
 k8s-build:
 	@scripts/k8s-testenv build
+
+# The tests' real node (kubelet, kube-proxy, kube-router, Traefik, CoreDNS, pause), built
+# from Go modules once and cached like the control plane.
+k8s-node-build:
+	@scripts/k8s-node build
 
 k8s-up:
 	@scripts/k8s-testenv up

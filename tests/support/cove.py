@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -161,18 +162,33 @@ def make_server(root: Path, **extra: str) -> CoveServer:
 
 
 @contextmanager
-def hammering(cove: CoveServer, host: str) -> Iterator[dict[str, int]]:
-    """Request the app in a loop while the block runs; count what a user would see fail."""
-    stats = {"ok": 0, "failed": 0}
+def hammering(cove: CoveServer, host: str) -> Iterator[dict[str, Any]]:
+    """Request the app through Cove's router in a loop while the block runs."""
+    with requesting(lambda: cove.app_get(host)) as stats:
+        yield stats
+
+
+@contextmanager
+def requesting(get: Callable[[], httpx.Response]) -> Iterator[dict[str, Any]]:
+    """Call `get` in a loop while the block runs; count what a user would see fail (with
+    why) and which releases answered (the example app names its release)."""
+    stats: dict[str, Any] = {"ok": 0, "failed": 0, "errors": [], "releases": set()}
     stop = threading.Event()
 
     def loop() -> None:
         while not stop.is_set():
             try:
-                status = cove.app_get(host).status_code
-            except httpx.HTTPError:
-                status = 0
-            stats["ok" if status == 200 else "failed"] += 1
+                response = get()
+                detail = f"HTTP {response.status_code}"
+            except httpx.HTTPError as err:
+                response, detail = None, type(err).__name__
+            if response is not None and response.status_code == 200:
+                stats["ok"] += 1
+                if "release=" in response.text:
+                    stats["releases"].add(response.text.split("release=")[1].split()[0])
+            else:
+                stats["failed"] += 1
+                stats["errors"].append(detail)
 
     worker = threading.Thread(target=loop)
     worker.start()

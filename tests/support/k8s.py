@@ -24,12 +24,14 @@ def role_binding(ns: str, name: str, role: str, user: str) -> dict[str, object]:
                           "name": user}]}
 
 
-def _testenv(state: Path, *args: str, timeout: float = 3600) -> str:
-    env = dict(os.environ, COVE_K8S_DIR=str(state))
-    proc = subprocess.run([str(SCRIPT), *args], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def _testenv(state: Path, *args: str, timeout: float = 3600, script: Path = SCRIPT,
+             **env: str) -> str:
+    proc = subprocess.run([str(script), *args], env=dict(os.environ, COVE_K8S_DIR=str(state),
+                                                          **env),
+                          capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
-        raise RuntimeError(f"k8s-testenv {' '.join(args)} failed:\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"{script.name} {' '.join(args)} failed:\n{proc.stderr[-4000:]}"
+                           f"{proc.stdout[-2000:]}")
     return proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
 
 
@@ -59,9 +61,51 @@ class ControlPlane:
         _testenv(self.state, "down", timeout=120)
 
 
-def start_control_plane(state: Path) -> ControlPlane:
-    kubeconfig = _testenv(state, "up")
+def start_control_plane(state: Path, **env: str) -> ControlPlane:
+    kubeconfig = _testenv(state, "up", **env)
     exports = subprocess.run([str(SCRIPT), "env"], capture_output=True, text=True,
                              env=dict(os.environ, COVE_K8S_DIR=str(state)), check=True).stdout
     bin_dir = exports.split("export PATH=", 1)[1].split(":", 1)[0]
     return ControlPlane(state, Path(kubeconfig), Path(bin_dir))
+
+
+NODE_SCRIPT = ROOT / "scripts" / "k8s-node"
+
+
+@dataclass
+class RealNode:
+    """A control plane of its own with one real node (scripts/k8s-node): containerd,
+    kubelet, kube-proxy, kube-router enforcing NetworkPolicies, Traefik as the router."""
+
+    plane: ControlPlane
+    env: dict[str, str]  # what `k8s-node up` printed: NODE_IP, INGRESS, INGRESS_CLASS, ...
+
+    @property
+    def ingress(self) -> str:
+        return self.env["INGRESS"]
+
+    def down(self) -> str:
+        """Remove the node (its `down` fails if the host's iptables differ from before),
+        then its control plane; return what `down` said."""
+        proc = subprocess.run([str(NODE_SCRIPT), "down"], capture_output=True, text=True,
+                              env=dict(os.environ, COVE_K8S_DIR=str(self.plane.state)),
+                              timeout=600)
+        self.plane.down()
+        if proc.returncode != 0:
+            raise RuntimeError(f"k8s-node down failed:\n{proc.stderr[-4000:]}")
+        return proc.stderr
+
+
+def start_real_node(state: Path) -> RealNode:
+    plane = start_control_plane(state, KWOK_NODES="0")
+    try:
+        _testenv(state, "up", script=NODE_SCRIPT, timeout=3600)
+        out = subprocess.run([str(NODE_SCRIPT), "env"], capture_output=True, text=True,
+                             env=dict(os.environ, COVE_K8S_DIR=str(state)), check=True)
+    except BaseException:
+        subprocess.run([str(NODE_SCRIPT), "down"], env=dict(os.environ, COVE_K8S_DIR=str(state)),
+                       capture_output=True, timeout=600)
+        plane.down()
+        raise
+    env = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+    return RealNode(plane, env)

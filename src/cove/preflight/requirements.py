@@ -101,6 +101,21 @@ TOOLS: tuple[Tool, ...] = (
          version_args=("version",)),
     Tool("wrk", "wrk", "tests", "load in the benchmarks", version_args=("--version",)),
     Tool("runuser", "util-linux", "tests", "runs PostgreSQL as its own user"),
+    # The tests' real Kubernetes node (scripts/k8s-node).
+    Tool("containerd", "containerd", "tests", "the container runtime of the tests' "
+         "Kubernetes node", version_args=("--version",)),
+    Tool("cni-bridge", "containernetworking-plugins", "tests", "the pod network of the "
+         "tests' Kubernetes node", paths=("/usr/lib/cni/bridge",)),
+    Tool("ipset", "ipset", "tests", "kube-router's NetworkPolicy sets on the tests' "
+         "Kubernetes node", version_args=("--version",)),
+    Tool("nft", "nftables", "tests", "kube-proxy's cleanup on the tests' Kubernetes node",
+         version_args=("--version",)),
+    Tool("nfacct", "nfacct", "tests", "removes kube-proxy's packet counters with the tests' "
+         "Kubernetes node", version_args=("version",)),
+    Tool("conntrack", "conntrack", "tests", "kube-proxy clears stale flows with it",
+         version_args=("--version",)),
+    Tool("socat", "socat", "tests", "forwards the tests' pods to the Kubernetes API server",
+         version_args=("-V",)),
 )
 
 

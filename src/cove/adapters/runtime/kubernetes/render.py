@@ -319,6 +319,9 @@ AppSpec = AppState
 ProcessSpec = ProcessState
 
 
+DRAIN_SECONDS = 5  # a web pod's wait before it is told to stop (preStop)
+
+
 def secret_name(app: str, release: int) -> str:
     return f"{app}-v{release}-env"
 
@@ -428,6 +431,9 @@ def _deployment(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
                     "timeoutSeconds": 2, **extra}
 
         container["ports"] = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
+        # A terminating pod keeps serving while the routers and Services stop sending it
+        # traffic (they learn of it from the EndpointSlices, a moment later).
+        container["lifecycle"] = {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}}
         container["readinessProbe"] = probe(failureThreshold=3)
         container["livenessProbe"] = probe(failureThreshold=6,
                                            initialDelaySeconds=spec.health_timeout)
@@ -453,7 +459,8 @@ def _deployment(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
                     "serviceAccountName": APP_SA,
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": spec.grace_seconds,
+                    "terminationGracePeriodSeconds": spec.grace_seconds + (
+                        DRAIN_SECONDS if proc.name == "web" else 0),
                     "securityContext": {"runAsNonRoot": True, "runAsUser": spec.run_as_uid,
                                         "runAsGroup": spec.run_as_uid,
                                         "fsGroup": spec.run_as_uid,

@@ -1,0 +1,239 @@
+"""A Kubernetes pool proven on a real node: through Cove's CLI, apps deployed from an image
+and from `git push` run in containerd, answer through Traefik at their hostnames, scale,
+change and roll back without a failed request, and stay apart on the wire.
+
+The node (scripts/k8s-node) is real: kubelet runs the pods with runc, kube-proxy routes
+Services, kube-router enforces NetworkPolicies and Traefik serves the Ingresses Cove
+writes. Figures (deploy to first answer, repairs) are printed as JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from lightkube import ApiError
+from lightkube.codecs import from_dict
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Pod
+
+from tests.node.conftest import DOMAIN
+from tests.support.apps import dockerfile_app, git
+from tests.support.cove import CliUser, CoveServer, requesting
+from tests.support.k8s import RealNode
+from tests.support.services import Registry, wait_until
+
+
+def answer(node: RealNode, host: str, path: str = "/") -> httpx.Response:
+    return httpx.get(f"http://{node.ingress}{path}", headers={"Host": host}, timeout=5)
+
+
+def text_of(node: RealNode, host: str) -> str:
+    try:
+        response = answer(node, host)
+    except httpx.HTTPError:
+        return ""
+    return response.text if response.status_code == 200 else ""
+
+
+def hammering(node: RealNode, host: str) -> AbstractContextManager[dict[str, Any]]:
+    """Request the app through the ingress in a loop while the block runs."""
+    return requesting(lambda: answer(node, host))
+
+
+@pytest.fixture(scope="module")
+def nora(ncove: CoveServer) -> CliUser:
+    return ncove.user("nora")
+
+
+@pytest.fixture(scope="module")
+def shop(nora: CliUser, registry: Registry, real_node: RealNode) -> str:
+    """Space "shop" on the node's pool, with the example app "web" serving."""
+    nora.run("spaces", "create", "shop", "--pool", "node")
+    nora.run("apps", "create", "web", "--space", "shop")
+    began = time.monotonic()
+    nora.run("deploy", "web", f"{registry.host}/examples/hello:1", "--space", "shop")
+    wait_until(lambda: text_of(real_node, f"web-shop.{DOMAIN}").startswith(
+        "hello from web release=v1"), 60, "the app to answer through Traefik")
+    print(json.dumps({"deploy_to_first_answer_through_the_ingress_s":
+                      round(time.monotonic() - began, 2)}))
+    return "shop"
+
+
+def pods_of(node: RealNode, ns: str, app: str) -> list[Pod]:
+    """The app's pods that take traffic (Ready, not on their way out)."""
+    return [p for p in node.plane.admin().list(Pod, namespace=ns, labels={"cove.dev/app": app})
+            if p.status and not p.metadata.deletionTimestamp and any(
+                c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])]
+
+
+def pod_of(node: RealNode, ns: str, app: str) -> Pod:
+    pods = pods_of(node, ns, app)
+    assert pods, f"no ready pod of {app} in {ns}"
+    return pods[0]
+
+
+def test_an_image_runs_for_real_and_answers_at_its_hostname(
+        real_node: RealNode, nora: CliUser, shop: str) -> None:
+    response = answer(real_node, f"web-shop.{DOMAIN}")
+    assert response.status_code == 200
+    pod = pod_of(real_node, "cove-shop", "web")
+    # Traefik answered with the real pod's name: a real container served it.
+    assert f"instance={pod.metadata.name}" in response.text
+    assert answer(real_node, f"nobody-shop.{DOMAIN}").status_code == 404
+    info = json.loads(nora.run("apps", "info", "web", "--space", shop, "--json").stdout)
+    assert info["url"] == f"http://web-shop.{DOMAIN}/"
+
+
+def test_logs_come_from_the_real_containers(real_node: RealNode, nora: CliUser,
+                                            shop: str) -> None:
+    answer(real_node, f"web-shop.{DOMAIN}", "/seen-in-the-logs")
+    wait_until(lambda: "GET /seen-in-the-logs" in nora.run("logs", "web", "--space",
+                                                            shop).stdout,
+               30, "the request in the app's own log")
+    assert "listening on :8000" in nora.run("logs", "web", "--space", shop).stdout
+
+
+def test_restricted_pods_really_run_without_privileges(real_node: RealNode,
+                                                       shop: str) -> None:
+    pod = pod_of(real_node, "cove-shop", "web")
+    said = real_node.plane.kubectl("exec", "-n", "cove-shop", pod.metadata.name, "--",
+                                   "/hello", "whoami")
+    assert "Uid: 10001 10001 10001 10001" in said
+    assert "CapEff: 0000000000000000" in said and "CapPrm: 0000000000000000" in said
+    assert "NoNewPrivs: 1" in said
+    assert "Seccomp: 2" in said  # filtering: the runtime's default profile
+    assert "root filesystem: read-only" in said
+
+
+def test_scale_config_and_rollback_lose_no_request(real_node: RealNode, nora: CliUser,
+                                                   shop: str) -> None:
+    s = ("--space", shop)
+    host = f"web-shop.{DOMAIN}"
+    with hammering(real_node, host) as stats:
+        nora.run("scale", "web", "web=3", *s)
+        nora.run("config", "set", "web", "GREETING=hi", *s)
+        wait_until(lambda: text_of(real_node, host).startswith("hi from web"), 30,
+                   "the new config to answer")
+        nora.run("rollback", "web", "v1", *s)
+        wait_until(lambda: text_of(real_node, host).startswith("hello from web release=v3"),
+                   30, "the rollback to answer")
+    assert stats["failed"] == 0, stats["errors"][:10]
+    assert stats["ok"] > 50 and {"v1", "v2", "v3"} <= stats["releases"]
+    dep = real_node.plane.admin().get(Deployment, "web-web", namespace="cove-shop")
+    assert dep.status.readyReplicas == 3
+
+
+def test_a_crashing_release_is_undone_while_the_old_pods_serve(
+        real_node: RealNode, nora: CliUser, shop: str) -> None:
+    s = ("--space", shop)
+    host = f"web-shop.{DOMAIN}"
+    nora.run("apps", "update", "web", "--health-timeout", "10", *s)
+    with hammering(real_node, host) as stats:
+        failed = nora.run("config", "set", "web", "EXIT_AT_START=4", *s, ok=False,
+                          timeout=240)
+    assert "the previous release keeps serving" in failed.stderr
+    # Reported as soon as a container exited, with its code and last words (not after
+    # the rollout's deadline).
+    assert "exited with code 4" in failed.stderr
+    assert "cannot start: EXIT_AT_START=4 is set" in failed.stderr
+    assert stats["failed"] == 0, stats["errors"][:10]
+    assert stats["releases"] == {"v3"}
+    assert "EXIT_AT_START" not in nora.run("config", "web", *s).stdout
+
+
+def fetch(node: RealNode, pod: Pod, url: str) -> str:
+    """`hello fetch URL` run inside a running app's container: what that pod can reach."""
+    import subprocess
+
+    proc = subprocess.run([str(node.plane.bin / "kubectl"), "--kubeconfig",
+                           str(node.plane.kubeconfig), "exec", "-n", pod.metadata.namespace,
+                           pod.metadata.name, "--", "/hello", "fetch", url],
+                          capture_output=True, text=True, timeout=60)
+    return proc.stdout + proc.stderr
+
+
+def test_spaces_stay_apart_on_the_wire(real_node: RealNode, nora: CliUser, registry: Registry,
+                                      shop: str) -> None:
+    """NetworkPolicies enforced by the node: a pod of one space cannot reach another
+    space's pods; it reaches its own space's (and, with DNS, its Services by name)."""
+    nora.run("scale", "web", "web=3", "--space", shop)  # neighbours within the space
+    nora.run("spaces", "create", "rival", "--pool", "node")
+    nora.run("apps", "create", "other", "--space", "rival")
+    nora.run("deploy", "other", f"{registry.host}/examples/hello:1", "--space", "rival")
+    wait_until(lambda: text_of(real_node, f"other-rival.{DOMAIN}").startswith(
+        "hello from other"), 60, "the rival app to answer through Traefik")
+    mine, neighbour = pods_of(real_node, "cove-shop", "web")[:2]
+    theirs = pod_of(real_node, "cove-rival", "other")
+    assert fetch(real_node, mine, f"http://{neighbour.status.podIP}:8000/").startswith(
+        "200 hello from web")
+    refused = fetch(real_node, mine, f"http://{theirs.status.podIP}:8000/")
+    assert refused.startswith("error:"), refused
+    refused = fetch(real_node, theirs, f"http://{mine.status.podIP}:8000/")
+    assert refused.startswith("error:"), refused
+    if real_node.env.get("DNS"):
+        # The template allows DNS: the Service's name resolves and routes within the space.
+        assert fetch(real_node, mine, "http://web/").startswith("200 hello from web")
+        refused = fetch(real_node, theirs, "http://web.cove-shop/")
+        assert refused.startswith("error:"), refused
+
+
+def test_claiming_another_spaces_hostname_fails_on_the_wire(real_node: RealNode,
+                                                           shop: str) -> None:
+    """An Ingress for shop's hostname in rival's namespace is refused, whoever writes it,
+    and the router keeps sending shop's hostname to shop."""
+    host = f"web-shop.{DOMAIN}"
+    hijack = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+              "metadata": {"name": "other", "namespace": "cove-rival"},
+              "spec": {"ingressClassName": real_node.env["INGRESS_CLASS"], "rules": [{
+                  "host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                                                    "backend": {"service": {
+                                                        "name": "other",
+                                                        "port": {"number": 80}}}}]}}]}}
+    for client in (real_node.plane.user("cove:nora"), real_node.plane.admin()):
+        with pytest.raises(ApiError) as err:
+            client.create(from_dict({**hijack, "metadata": {**hijack["metadata"],
+                                                            "name": "hijack"}}))
+        assert err.value.status.code in (403, 422)
+    endpoints = {"apiVersion": "v1", "kind": "Endpoints",
+                 "metadata": {"name": "other", "namespace": "cove-rival"},
+                 "subsets": [{"addresses": [{"ip": pod_of(
+                     real_node, "cove-shop", "web").status.podIP}], "ports": [{"port": 8000}]}]}
+    with pytest.raises(ApiError):
+        real_node.plane.user("cove:nora").create(from_dict(endpoints))
+    for _ in range(20):
+        assert answer(real_node, host).text.startswith("hello from web")
+
+
+def test_git_push_is_built_pushed_and_pulled_by_the_node(
+        real_node: RealNode, nora: CliUser, registry: Registry, shop: str,
+        tmp_path: Path) -> None:
+    s = ("--space", shop)
+    nora.run("apps", "create", "pushed", *s)
+    work = dockerfile_app(tmp_path / "pushed", "pushed to a real node")
+    git(work, "init", "-q", "-b", "main")
+    git(work, "add", ".")
+    git(work, "commit", "-qm", "first")
+    url = nora.run("git", "remote", "pushed", *s).stdout.strip()
+    pushed = git(work, "push", url.replace("nora@", f"nora:{nora.token}@"), "main")
+    assert "released v1" in pushed.stderr
+    assert f"{registry.host}/pool/{shop}/pushed" in pushed.stderr
+    wait_until(lambda: text_of(real_node, f"pushed-shop.{DOMAIN}").startswith(
+        "pushed to a real node from pushed"), 60, "the pushed app to answer")
+
+
+def test_taking_the_node_down_leaves_the_host_as_it_was(real_node: RealNode) -> None:
+    """Last in this package: `k8s-node down` fails when the host's iptables rules differ
+    from before `up`; nothing of the node stays (links, mounts, processes)."""
+    import subprocess
+
+    real_node.down()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "cove-node0" not in links
+    mounts = Path("/proc/self/mounts").read_text()
+    assert str(real_node.plane.state) not in mounts
