@@ -18,7 +18,7 @@ from cove.domain.checks import FAIL, WARN
 from cove.domain.errors import CoveError
 from cove.preflight.host import GROUPS, doctor
 from cove.preflight.requirements import SCOPES, SERVER_SCOPES
-from cove.services import accounts
+from cove.services import accounts, builds
 from cove.settings import ServerSettings
 
 
@@ -36,6 +36,10 @@ def preflight(settings: ServerSettings) -> None:
 def serve(settings: ServerSettings) -> None:
     preflight(settings)
     platform = build(settings)
+    interrupted = builds.fail_interrupted(platform.ctx)
+    if interrupted:
+        print(f"cove-server: {interrupted} build(s) left running by the previous server are "
+              "recorded as failed", file=sys.stderr)
     # Adopt what is already running before taking requests, so a restart changes nothing.
     platform.reconciler.tick()
     loop = threading.Thread(target=platform.reconciler.run,

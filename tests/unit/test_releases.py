@@ -259,3 +259,23 @@ def test_a_domain_added_during_a_deploy_waits_for_it(world: World) -> None:
     assert inst.release == 2 and backends(world) == (inst.address,)
     [route] = world.router.routes
     assert "www.example.test" in route.hostnames
+
+
+def test_builds_left_running_by_a_stopped_server_end_recorded_as_failed(world: World) -> None:
+    """A build that was running when the broker died stayed "running" forever."""
+    from cove.domain.builds import FAILED, RUNNING
+    from cove.services import builds
+
+    deployed(world)
+    with world.ctx.store.unit_of_work() as uow:
+        space = uow.spaces.by_name("alice")
+        assert space is not None
+        app = uow.apps.get(space.id, "hello")
+        assert app is not None
+        uow.builds.add(app.id, "alice", RUNNING)
+        uow.commit()
+    assert builds.fail_interrupted(world.ctx) == 1
+    [build] = builds.list_builds(world.ctx, alice(world), "alice", "hello")
+    assert build.status == FAILED and "interrupted" in build.error
+    assert build.finished_at is not None
+    assert builds.fail_interrupted(world.ctx) == 0

@@ -86,6 +86,10 @@ class Builds(Protocol):
     def get(self, app_id: int, number: int) -> Build | None: ...
     def of_app(self, app_id: int) -> list[Build]: ...
 
+    def fail_running(self, error: str) -> int:
+        """Record every build still marked running as failed with `error`; how many."""
+        ...
+
 
 class UnitOfWork(Protocol):
     # Read-only members, so an adapter may expose its own repository classes.

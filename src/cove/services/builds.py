@@ -86,6 +86,18 @@ def push_source(ctx: Context, user: User, space_name: str, app_name: str,
         destination, scope, emit))
 
 
+INTERRUPTED = ("interrupted: the Cove server stopped while it ran (nothing of it was "
+               "released); push again")
+
+
+def fail_interrupted(ctx: Context) -> int:
+    """At start: builds the previous server process left running ended with it."""
+    with ctx.store.unit_of_work() as uow:
+        count = uow.builds.fail_running(INTERRUPTED)
+        uow.commit()
+    return count
+
+
 def _builds_quota(ctx: Context, space_id: int) -> int:
     with ctx.store.unit_of_work() as uow:
         space = uow.spaces.get(space_id)
