@@ -24,6 +24,7 @@ class FakeRuntime:
     next_ip: int = 2
     once_exit_code: int = 0
     exit_on_start: int | None = None  # instances end at once with this code
+    fail_stop: bool = False
 
     def ensure_space(self, space: str) -> None:
         self.spaces.add(space)
@@ -46,6 +47,8 @@ class FakeRuntime:
         return inst
 
     def stop(self, name: str, grace_seconds: int = 10) -> None:
+        if self.fail_stop:
+            raise TimeoutError(f"injected: stopping {name} timed out")
         if self.running.pop(name, None) is not None:
             self.stopped.append(name)
 
@@ -71,6 +74,7 @@ class FakeRuntime:
 @dataclass
 class FakeLogs:
     lines: dict[int, list[str]] = field(default_factory=dict)
+    fail_on: str | None = None  # recording an event containing this fails
 
     def read(self, app_id: int, tail: int) -> list[LogLine]:
         now = dt.datetime.now(dt.UTC)
@@ -87,6 +91,8 @@ class FakeLogs:
         return iter([])
 
     def record(self, app_id: int, text: str) -> None:
+        if self.fail_on is not None and self.fail_on in text:
+            raise OSError(f"injected: cannot write {text!r}")
         self.lines.setdefault(app_id, []).append(text)
 
     def forget(self, app_id: int) -> None:

@@ -279,3 +279,21 @@ def test_builds_left_running_by_a_stopped_server_end_recorded_as_failed(world: W
     assert build.status == FAILED and "interrupted" in build.error
     assert build.finished_at is not None
     assert builds.fail_interrupted(world.ctx) == 0
+
+
+def test_a_change_applied_is_reported_applied_even_if_its_aftermath_fails(
+        world: World) -> None:
+    """`config set` answered 500 although the release was recorded and served: once the
+    new release serves and is recorded, failing to stop the old instances or to write an
+    event does not make the change an error. The next pass removes what was left."""
+    deployed(world)
+    a = alice(world)
+    world.runtime.fail_stop = True
+    world.logs.fail_on = "is live"
+    release = releases.set_config(world.ctx, a, "alice", "hello", {"GREETING": "hi"})
+    assert release.version == 2
+    assert [r.version for r in releases.list_releases(world.ctx, a, "alice", "hello")] == [2, 1]
+    assert {i.release for i in world.runtime.instances()} == {1, 2}  # v1 not stopped yet
+    world.runtime.fail_stop = False
+    world.reconciler.tick()
+    assert {i.release for i in world.runtime.instances()} == {2}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
@@ -21,6 +22,8 @@ from cove.services.access import app_for
 from cove.services.context import Context
 from cove.services.pools import app_state, current_state, pool_of, unsupported
 from cove.services.spaces import template_of, usage_of
+
+log = logging.getLogger(__name__)
 
 MAX_CONFIG_VALUE = 32 * 1024
 MAX_CONFIG_TOTAL = 64 * 1024  # all of an app's config vars, names and values
@@ -113,8 +116,17 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
             else:
                 pool.remove_app(space.name, app.name)
             raise
-        ctx.logs.record(app.id, f"v{version} is live")
+        _record_quietly(ctx, app.id, f"v{version} is live")
     return release
+
+
+def _record_quietly(ctx: Context, app_id: int, text: str) -> None:
+    """Once a release is recorded the change is made: an event that cannot be written
+    must not turn it into an error the user would take for "not applied"."""
+    try:
+        ctx.logs.record(app_id, text)
+    except Exception:
+        log.exception("could not record %r for app %s", text, app_id)
 
 
 def deploy_image(ctx: Context, user: User, space_name: str, app_name: str, image: str,

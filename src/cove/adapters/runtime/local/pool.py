@@ -143,7 +143,12 @@ class LocalPool:
             old = [i.name for i in running if i.release != app.release]
             if old:
                 time.sleep(self.drain_seconds)  # let requests in flight finish
-                self._stop_all(old)
+                try:
+                    self._stop_all(old)
+                except Exception:
+                    # The new release serves: that is the deploy's outcome. What could not
+                    # be stopped now is no release's, and the next reconcile pass removes it.
+                    log.exception("stopping the old instances of %s failed", app.app)
         finally:
             with self._lock:
                 self.busy.discard(app.key)
