@@ -127,6 +127,9 @@ class FakeRouter:
         self.history.append(routes)
         return changed
 
+    def serving(self) -> set[str]:
+        return {b for r in self.routes for b in r.backends}
+
     def backends(self, app_id: int) -> tuple[str, ...]:
         return next((r.backends for r in self.routes if r.app_id == app_id), ())
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from cove.domain.models import App
+from cove.domain.models import App, User
 from cove.ports.pool import AppState
 from cove.ports.runtime import Instance, InstanceSpec
 from cove.services import apps, releases
@@ -88,3 +88,39 @@ def test_routes_ignore_instances_of_other_releases(world: World) -> None:
     world.local.ready.add(stray.name)
     world.local.sync_routes()
     assert stray.address not in world.router.backends(1)
+
+
+def test_a_restart_never_stops_what_still_carries_traffic(world: World) -> None:
+    """The broker died right after recording v2, before v2's instances took traffic. Which
+    instances passed their health check lived only in memory: the restarted broker
+    stopped v1 before v2 was healthy, and the app answered 502 meanwhile. Now the router's
+    own configuration says what carries traffic, and v1 goes only once v2 is healthy."""
+    from cove.adapters.runtime.local.pool import LocalPool
+
+    setup(world)
+    [v1] = world.runtime.instances()
+    deploy = world.local.deploy
+    world.local.deploy = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    releases.set_config(world.ctx, alice_of(world), "alice", "hello",
+                        {"GREETING": "v2"})  # recorded; the broker dies here
+    world.local.deploy = deploy  # type: ignore[method-assign]
+    restarted = LocalPool(world.runtime, world.router, world.health, world.logs,
+                          drain_seconds=0, clock=lambda: world.clock[0])
+    world.ctx.pools["local"] = restarted
+    world.health.unhealthy = {f"10.0.0.{n}:8000" for n in range(world.runtime.next_ip + 1, 99)}
+    Reconciler(world.ctx, lambda: world.clock[0]).tick()  # v2 starts, not healthy yet
+    assert v1.name in {i.name for i in world.runtime.instances()}
+    assert world.router.backends(1) == (v1.address,)  # v1 still answers
+    world.health.unhealthy = set()
+    Reconciler(world.ctx, lambda: world.clock[0]).tick()
+    restarted_v2 = [i for i in world.runtime.instances() if i.release == 2]
+    assert restarted_v2 and world.router.backends(1) == (restarted_v2[0].address,)
+    Reconciler(world.ctx, lambda: world.clock[0]).tick()
+    assert {i.release for i in world.runtime.instances()} == {2}
+
+
+def alice_of(world: World) -> User:
+    with world.ctx.store.unit_of_work() as uow:
+        user = uow.users.by_name("alice")
+    assert user is not None
+    return user

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from cove.adapters.router.nginx.render import RouterConfig, render
+from cove.adapters.router.nginx.render import RouterConfig, backends_of, render
 from cove.adapters.runtime.local.spec import env_file_text, run_args
 from cove.ports.router import Route
 from cove.ports.runtime import InstanceSpec
@@ -36,6 +36,8 @@ def test_nginx_config() -> None:
               Route(1, ("hello-alice.localhost", "www.example.test"),
                     ("10.89.0.2:8000", "10.89.0.3:8000"))]
     matches("nginx.conf", render(config, routes))
+    # What a restarted broker reads back as carrying traffic: the apps' backends only.
+    assert backends_of(render(config, routes)) == {"10.89.0.2:8000", "10.89.0.3:8000"}
 
 
 def test_podman_run_arguments() -> None:

@@ -19,6 +19,11 @@ class Router(Protocol):
         """Make the router serve exactly these routes; return True if anything changed."""
         ...
 
+    def serving(self) -> set[str]:
+        """The backends (host:port) the router sends traffic to now, as it holds them (it
+        outlives Cove's process: after a restart this is what carries traffic)."""
+        ...
+
 
 # Asked while waiting for a health check: why the instance is gone (it exited), or None.
 Gone = Callable[[], str | None]

@@ -12,7 +12,13 @@ import threading
 import time
 from pathlib import Path
 
-from cove.adapters.router.nginx.render import CHECK_HOST, RouterConfig, generation_of, render
+from cove.adapters.router.nginx.render import (
+    CHECK_HOST,
+    RouterConfig,
+    backends_of,
+    generation_of,
+    render,
+)
 from cove.domain.errors import RouteRefused
 from cove.ports.router import Route
 
@@ -41,6 +47,11 @@ class NginxRouter:
 
     def pid(self) -> int | None:
         return running_pid(self.prefix)
+
+    def serving(self) -> set[str]:
+        if self.pid() is None or not self.conf.exists():
+            return set()
+        return backends_of(self.conf.read_text())
 
     def apply(self, routes: list[Route]) -> bool:
         text = render(self.config, routes)

@@ -118,6 +118,21 @@ def render(config: RouterConfig, routes: list[Route]) -> str:
     return body[: -len("}\n")] + check
 
 
+def backends_of(text: str) -> set[str]:
+    """The apps' backends a rendered configuration sends traffic to."""
+    found: set[str] = set()
+    upstream = False
+    for line in text.splitlines():
+        words = line.split()
+        if words[:2] and words[0] == "upstream":
+            upstream = words[1].startswith("cove_app_")
+        elif upstream and words[:1] == ["server"]:
+            found.add(words[1].rstrip(";"))
+        elif words[:1] == ["}"]:
+            upstream = False
+    return found
+
+
 def generation_of(text: str) -> str:
     """The fingerprint a rendered configuration answers to CHECK_HOST with."""
     marker = f"server_name {CHECK_HOST};"

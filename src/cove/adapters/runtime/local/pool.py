@@ -79,6 +79,15 @@ class InstanceLogs(Protocol):
                          stop: Stop | None = None) -> Iterator[LogLine]: ...
 
 
+def _serving(app: AppState, ready: list[tuple[int, str]]) -> tuple[str, ...]:
+    """The backends of an app's route: its ready web instances of its release, or, while
+    none is ready yet, those of the newest release that still has some (after a restart
+    the store may name a release whose instances never took traffic)."""
+    releases = sorted({rel for rel, _ in ready}, reverse=True)
+    release = app.release if app.release in releases else next(iter(releases), app.release)
+    return tuple(sorted(addr for rel, addr in ready if rel == release))
+
+
 class LocalPool:
     name: str = "local"
     base_domain: str | None = None  # Cove's own: <app>-<space>.<COVE_BASE_DOMAIN>
@@ -99,6 +108,7 @@ class LocalPool:
         self.apps: dict[Key, AppState] = {}  # what this pool runs, as it was last told
         self.busy: set[Key] = set()  # apps being deployed: their instances are not orphans
         self.ready: set[str] = set()  # instances that passed their health check
+        self._adopted = False  # has `ready` taken in what the router served at start?
         self.crashes: dict[str, Crash] = {}
         self._lock = threading.Lock()
         self._routes_lock = threading.Lock()
@@ -181,6 +191,8 @@ class LocalPool:
         """Every app in one pass: one listing of the instances, not one per app. (A
         space here is its network, made when the space is; nothing else drifts.)"""
         running = self.runtime.instances()  # before the apps: see _orphans
+        if not self._adopted:
+            self._adopt(running)
         with self._lock:
             for app in apps:
                 self.apps[app.key] = app
@@ -201,6 +213,16 @@ class LocalPool:
             self._stop_all(orphans)
         self.sync_routes()
         return changed + len(orphans)
+
+    def _adopt(self, running: list[Instance]) -> None:
+        """After a restart: the instances the router still sends traffic to carry it, and
+        count as ready until a probe says otherwise. (Which instances passed their health
+        check lived only in memory; the router's own configuration outlives the broker.)"""
+        serving = self.router.serving()
+        with self._lock:
+            self.ready.update(i.name for i in running if i.state == "running"
+                              and i.address in serving)
+            self._adopted = True
 
     def _orphans(self, running: list[Instance]) -> list[str]:
         """Instances of no app this pool runs. `running` was listed before this looks at
@@ -287,6 +309,16 @@ class LocalPool:
                     to_start.append(spec)
             elif inst.name not in self.ready:
                 probes.append((inst, app))
+        if not wait:
+            # A pass never takes away what carries traffic before its replacements do: the
+            # old instances go once every wanted web instance has passed its health check.
+            unready = any(s.process == WEB and (by_key.get(k) is None or
+                                                by_key[k].name not in self.ready)
+                          for k, s in wanted.items())
+            if unready:
+                to_stop = [n for n in to_stop if n not in self.ready
+                           or any(i.name == n and (i.process, i.index, i.release) in wanted
+                                  for i in running)]
         self._drain_and_stop(to_stop)
         if to_start:
             self._start(to_start, app, wait, probes)
@@ -416,9 +448,7 @@ class LocalPool:
             # clashes; this keeps a clash that slipped through from taking traffic).
             hosts = tuple(h for h in app.hostnames if h not in claimed)
             claimed.update(hosts)
-            routes.append(Route(app.app_id, hosts,
-                                tuple(sorted(addr for rel, addr in by_app.get(app.app_id, [])
-                                             if rel == app.release))))
+            routes.append(Route(app.app_id, hosts, _serving(app, by_app.get(app.app_id, []))))
         return routes
 
     def sync_routes(self) -> bool:
