@@ -124,7 +124,7 @@ class NginxRouter:
         deadline = time.monotonic() + ORPHANS_GRACE
         while time.monotonic() < deadline and any(_alive(pid) for pid in orphans):
             time.sleep(0.05)
-        for pid in orphans:
+        for pid in orphans & _holders(self.config.listen):  # still there: not a reused pid
             _signal(pid, signal.SIGKILL)
 
     def stop(self) -> None:
@@ -147,7 +147,9 @@ def running_pid(prefix: Path) -> int | None:
         pid = int((prefix / "nginx.pid").read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
-    return pid if _alive(pid) and _title(pid).startswith("nginx: master") else None
+    title = _title(pid)
+    return pid if _alive(pid) and title.startswith("nginx: master") \
+        and f" -p {prefix} " in f"{title} " else None
 
 
 def _title(pid: int) -> str:

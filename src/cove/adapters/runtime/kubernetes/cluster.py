@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import queue
 import threading
 import time
@@ -64,6 +65,7 @@ from cove.ports.pool import AppState, SpaceState
 from cove.ports.registry import Destination
 from cove.ports.runtime import Instance, LogLine, Posture, Stop
 
+log = logging.getLogger(__name__)
 FIELD_MANAGER = "cove"
 CLAIMS_MANAGER = "cove-hostnames"
 HTTPRoute = create_namespaced_resource("gateway.networking.k8s.io", "v1", "HTTPRoute",
@@ -170,7 +172,8 @@ class KubernetesCluster:
                 seen[(kind, meta.get("namespace") or "", meta["name"])] = item
         return seen
 
-    def apply(self, manifests: list[Manifest] | AppState, what: str = "") -> int:
+    def apply(self, manifests: list[Manifest] | AppState, what: str = "",
+              keep_going: bool = False) -> int:
         """Make the cluster hold exactly what Cove rendered; return the number of writes.
 
         Each object is compared with the live one, not with a note Cove left on it: an
@@ -187,7 +190,15 @@ class KubernetesCluster:
         with domain_errors(what):
             live = self._live(manifests)
             for manifest in manifests:
-                writes += self._converge(_stamped(manifest), live.get(_key(manifest)))
+                try:
+                    writes += self._converge(_stamped(manifest), live.get(_key(manifest)))
+                except (ApiError, CoveError) as err:
+                    if not keep_going:
+                        raise
+                    # One object the cluster refuses (a tenant filled its quota, say) must
+                    # not stop the repair of every other space's objects.
+                    log.warning("%s: %s %s not repaired: %s", what, manifest["kind"],
+                                manifest["metadata"]["name"], err)
         self.counters.writes += writes
         return writes
 
@@ -414,7 +425,7 @@ class KubernetesCluster:
         what = f"reconciling the pool {self.name!r}"
         dropped = self._drop_stale(space_objects, what) if space_objects else 0
         return dropped + self.apply([*self._cluster_objects(), *space_objects, *app_objects],
-                                    what)
+                                    what, keep_going=True)
 
     def wait_rollout(self, spec: AppSpec, timeout: float) -> None:
         ns = namespace_of(spec.space)
@@ -452,14 +463,18 @@ class KubernetesCluster:
         pods = self.client.list(Pod, namespace=ns, labels={
             "cove.dev/app": spec.app, "app.kubernetes.io/version": f"v{spec.release}"})
         for pod in pods:
+            if pod.metadata is not None and pod.metadata.deletionTimestamp:
+                continue  # on its way out: its exit says nothing of the new release
             for status in (pod.status.containerStatuses if pod.status else None) or []:
                 waiting = status.state.waiting if status.state else None
-                if waiting is not None and waiting.reason in _CANNOT_START:
+                ended = status.state.terminated if status.state else None
+                before = status.lastState.terminated if status.lastState else None
+                if waiting is not None and waiting.reason == "CrashLoopBackOff" and before:
+                    ended = before
+                elif waiting is not None and waiting.reason in _CANNOT_START:
                     return f"{status.name} cannot start ({waiting.reason}: {waiting.message})"
-                ended = (status.state.terminated if status.state else None) or \
-                    (status.lastState.terminated if status.lastState else None)
-                if ended is None or (ended.exitCode == 0 and not status.restartCount):
-                    continue
+                if ended is None or ended.exitCode == 0:
+                    continue  # running now (whatever it went through), or not started yet
                 return f"{status.name} exited with code {ended.exitCode}" + \
                     self._last_words(pod, status.name, ns)
         return None
@@ -653,6 +668,8 @@ def _annotation(obj: dict[str, Any], name: str) -> str | None:
 def _holds(want: Manifest, live_meta: dict[str, Any], exact: bool) -> bool:
     """The live labels and annotations are Cove's (exact: and nobody else's, but for
     those the cluster's controllers keep)."""
+    if exact and (live_meta.get("finalizers") or live_meta.get("ownerReferences")):
+        return False  # Cove sets neither: someone else did (they outlast a delete, or cause one)
     for field in ("labels", "annotations"):
         ours, theirs = want["metadata"].get(field) or {}, dict(live_meta.get(field) or {})
         if exact:

@@ -315,10 +315,11 @@ class LocalPool:
             unready = any(s.process == WEB and (by_key.get(k) is None or
                                                 by_key[k].name not in self.ready)
                           for k, s in wanted.items())
-            if unready:
-                to_stop = [n for n in to_stop if n not in self.ready
-                           or any(i.name == n and (i.process, i.index, i.release) in wanted
-                                  for i in running)]
+            if unready:  # (workers carry no traffic: old ones go at once, as ever)
+                carrying = {i.name for i in running if i.process == WEB
+                            and i.name in self.ready
+                            and (i.process, i.index, i.release) not in wanted}
+                to_stop = [n for n in to_stop if n not in carrying]
         self._drain_and_stop(to_stop)
         if to_start:
             self._start(to_start, app, wait, probes)
