@@ -22,7 +22,7 @@ import httpx
 from lightkube.codecs import from_dict
 from lightkube.resources.core_v1 import Pod
 from tests.support.cove import CliUser, CoveServer, make_server
-from tests.support.k8s import NODE_SCRIPT, RealNode, start_real_node
+from tests.support.k8s import NODE_SCRIPT, RealNode, pools_file, start_real_node
 from tests.support.services import build_hello_image, push, start_registry
 
 from bench.common import emit, summary
@@ -102,12 +102,9 @@ def main() -> None:
                                              "metadata": {"name": "bench"}}))
         pod_start(node, image)  # warm-up: the image is pulled once
         starts = [pod_start(node, image) for _ in range(REPEATS)]
-        pools = root / "pools.yaml"
-        pools.write_text(f"pools:\n  node:\n    driver: kubernetes\n"
-                         f"    kubeconfig: {node.plane.kubeconfig}\n"
-                         f"    base_domain: {DOMAIN}\n"
-                         f"    ingress_class: {node.env['INGRESS_CLASS']}\n"
-                         f"    router_namespace: {node.env['ROUTER_NAMESPACE']}\n")
+        pools = pools_file(root / "pools.yaml", "node", node.plane.kubeconfig,
+                           base_domain=DOMAIN, ingress_class=node.env["INGRESS_CLASS"],
+                           router_namespace=node.env["ROUTER_NAMESPACE"])
         cove = make_server(root / "cove", COVE_POOLS=str(pools),
                            COVE_LOCAL_REGISTRIES=registry.host)
         cove.start()

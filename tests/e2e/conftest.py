@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cove import CoveServer, make_server
-from tests.support.k8s import ControlPlane
+from tests.support.k8s import ControlPlane, pools_file
 from tests.support.services import Registry
 
 
@@ -14,11 +14,8 @@ from tests.support.services import Registry
 def kcove(workdir: Path, control_plane: ControlPlane, registry: Registry
           ) -> Iterator[CoveServer]:
     """A Cove with a Kubernetes pool "k8s" (the test control plane) beside the local one."""
-    pools = workdir / "pools.yaml"
-    pools.write_text(f"pools:\n  k8s:\n    driver: kubernetes\n"
-                     f"    kubeconfig: {control_plane.kubeconfig}\n"
-                     f"    base_domain: apps.k8s.test\n"
-                     f"    registry: {registry.host}/pool\n")
+    pools = pools_file(workdir / "pools.yaml", "k8s", control_plane.kubeconfig,
+                       base_domain="apps.k8s.test", registry=f"{registry.host}/pool")
     server = make_server(workdir / "kpool", COVE_POOLS=str(pools))
     server.start()
     server.admin("operator")

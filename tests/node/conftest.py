@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cove import CoveServer, make_server
-from tests.support.k8s import RealNode, start_real_node
+from tests.support.k8s import RealNode, pools_file, start_real_node
 from tests.support.services import Registry
 
 DOMAIN = "apps.node.test"
@@ -27,13 +27,10 @@ def real_node(workdir: Path) -> Iterator[RealNode]:
 def ncove(workdir: Path, real_node: RealNode, registry: Registry) -> Iterator[CoveServer]:
     """Cove with the pool "node": the real node's cluster, routed by its Traefik."""
     env = real_node.env
-    pools = workdir / "node-pools.yaml"
-    pools.write_text(f"pools:\n  node:\n    driver: kubernetes\n"
-                     f"    kubeconfig: {real_node.plane.kubeconfig}\n"
-                     f"    base_domain: {DOMAIN}\n"
-                     f"    ingress_class: {env['INGRESS_CLASS']}\n"
-                     f"    router_namespace: {env['ROUTER_NAMESPACE']}\n"
-                     f"    registry: {registry.host}/pool\n")
+    pools = pools_file(workdir / "node-pools.yaml", "node", real_node.plane.kubeconfig,
+                       base_domain=DOMAIN, ingress_class=env["INGRESS_CLASS"],
+                       router_namespace=env["ROUTER_NAMESPACE"],
+                       registry=f"{registry.host}/pool")
     server = make_server(workdir / "npool", COVE_POOLS=str(pools))
     server.start()
     server.admin("nora")

@@ -14,6 +14,15 @@ from tests.support.services import ROOT
 SCRIPT = ROOT / "scripts" / "k8s-testenv"
 
 
+def pools_file(path: Path, pool: str, kubeconfig: Path, **settings: str) -> Path:
+    """A pools file naming one Kubernetes pool (the operator's COVE_POOLS)."""
+    import yaml
+
+    path.write_text(yaml.safe_dump({"pools": {pool: {
+        "driver": "kubernetes", "kubeconfig": str(kubeconfig), **settings}}}))
+    return path
+
+
 def role_binding(ns: str, name: str, role: str, user: str) -> dict[str, object]:
     """A RoleBinding of cluster role `role` to the cluster user `user`."""
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",

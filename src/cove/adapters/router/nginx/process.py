@@ -196,8 +196,10 @@ def _holders(listen: str) -> set[int]:
                 inodes.add(f"socket:[{fields[9]}]")
     holders = set()
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or not _title(int(proc.name)).startswith("nginx:") or \
-                _title(int(proc.name)).startswith("nginx: master") or \
+        if not proc.name.isdigit():
+            continue
+        title = _title(int(proc.name))
+        if not title.startswith("nginx:") or title.startswith("nginx: master") or \
                 _title(_parent(int(proc.name))).startswith("nginx: master"):
             continue
         try:

@@ -294,10 +294,12 @@ class KubernetesCluster:
             return
         spec = route["spec"]
         hosts = spec.get("hostnames") or [r["host"] for r in spec.get("rules", [])]
+        self._patch_claims(route["metadata"]["namespace"], route["metadata"]["name"], hosts)
+
+    def _patch_claims(self, ns: str, app: str, hosts: list[str] | None) -> None:
         self.counters.requests += 1
-        self.client.patch(Namespace, route["metadata"]["namespace"],
-                          claims_patch(route["metadata"]["name"], hosts),
-                          patch_type=PatchType.MERGE, field_manager=CLAIMS_MANAGER)
+        self.client.patch(Namespace, ns, claims_patch(app, hosts), patch_type=PatchType.MERGE,
+                          field_manager=CLAIMS_MANAGER)
 
     def _render(self, spec: AppSpec) -> list[Manifest]:
         return app_manifests(spec, self.ingress_class, self.gateway)
@@ -520,9 +522,7 @@ class KubernetesCluster:
                     self.counters.requests += 1
                     self.client.delete(res, obj.metadata.name, namespace=ns)
             try:
-                self.counters.requests += 1
-                self.client.patch(Namespace, ns, claims_patch(app, None),
-                                  patch_type=PatchType.MERGE, field_manager=CLAIMS_MANAGER)
+                self._patch_claims(ns, app, None)
             except ApiError as err:
                 if err.status.code != 404:
                     raise
