@@ -6,6 +6,7 @@ it); the cross-tenant sweep of tests/e2e/test_attacks.py stays beside them.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import socket
 import threading
@@ -94,8 +95,14 @@ def test_registries_on_this_machine_are_refused_with_one_answer(cove: CoveServer
     banner = socket.socket()
     banner.bind(("127.0.0.1", 0))
     banner.listen()
-    threading.Thread(target=lambda: banner.accept()[0].sendall(b"SSH-2.0-OpenSSH_9.2\r\n"),
-                     daemon=True).start()
+
+    def greet() -> None:  # until the socket closes (Cove may never connect at all)
+        with contextlib.suppress(OSError):
+            while True:
+                with banner.accept()[0] as peer:
+                    peer.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+
+    threading.Thread(target=greet, daemon=True).start()
     targets = [f"127.0.0.1:{free_port()}", f"127.0.0.1:{cove.api_port}",
                f"127.0.0.1:{banner.getsockname()[1]}", f"localhost:{cove.router_port}",
                "[::1]:22", "[::ffff:127.0.0.1]:80", "127.1:8080", "169.254.169.254",

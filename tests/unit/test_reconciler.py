@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Sequence
+
 from cove.domain.models import App, User
-from cove.ports.pool import AppState
+from cove.domain.roles import Role
+from cove.ports.pool import AppState, SpaceState
 from cove.ports.runtime import Instance, InstanceSpec
-from cove.services import apps, releases
+from cove.services import apps, releases, spaces
 from cove.services.reconciler import Reconciler
 from tests.unit.conftest import IMAGE, World
 
@@ -124,3 +129,35 @@ def alice_of(world: World) -> User:
         user = uow.users.by_name("alice")
     assert user is not None
     return user
+
+
+def test_a_pass_never_applies_a_space_older_than_a_member_change(world: World) -> None:
+    """A pass read the members (lee an admin), the admin demoted lee meanwhile, and the
+    pass then applied its older read: lee's cluster role went back to admin."""
+    alice = world.user("alice")
+    world.user("lee")
+    spaces.set_member(world.ctx, alice, "alice", "lee", Role.ADMIN)
+    applied: dict[str, tuple[tuple[str, Role], ...]] = {}
+    provision, reconcile = world.local.provision_space, world.local.reconcile
+
+    def provision_space(space: SpaceState) -> int:
+        applied[space.name] = space.members
+        return provision(space)
+
+    def slow_reconcile(states: list[AppState], spaces_: Sequence[SpaceState] = ()) -> int:
+        demotion = threading.Thread(target=spaces.set_member, args=(
+            world.ctx, alice, "alice", "lee", Role.VIEWER))
+        demotion.start()  # the admin demotes lee while the pass runs
+        time.sleep(0.3)
+        for space in spaces_:
+            applied[space.name] = space.members
+        threads.append(demotion)
+        return reconcile(states, spaces_)
+
+    threads: list[threading.Thread] = []
+    world.local.provision_space = provision_space  # type: ignore[method-assign]
+    world.local.reconcile = slow_reconcile  # type: ignore[method-assign]
+    world.reconciler.tick()
+    threads[0].join(timeout=10)
+    assert not threads[0].is_alive(), "the member change never finished"
+    assert dict(applied["alice"])["lee"] == Role.VIEWER

@@ -12,7 +12,7 @@ from cove.domain.roles import Role
 from cove.domain.template import template_record
 from cove.ports.store import UnitOfWork
 from cove.services.context import Context
-from cove.services.pools import provision
+from cove.services.pools import provision_and_commit
 
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "cove_"
@@ -43,8 +43,7 @@ def signup(ctx: Context, name: str, password: str, *, by: User | None = None,
         uow.memberships.set(space.id, user.id, Role.ADMIN)
         uow.audit.add(space.id, name, "user.signup", name, {})
         uow.audit.add(space.id, name, "space.create", name, {"personal": True})
-        provision(ctx, uow, space)
-        uow.commit()
+        provision_and_commit(ctx, uow, space)
     return user, space
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -22,27 +22,33 @@ from cove.services.quota import QuotaLedger
 from cove.services.throttle import LoginThrottle
 
 
+def space_lock(space_id: int) -> tuple[str, int]:
+    """The key of a space's lock (apps are keyed by their id)."""
+    return ("space", space_id)
+
+
 class AppLocks:
-    """One lock per app: deploys, scales and the reconciler never act on an app at once."""
+    """One lock per app, and one per space: deploys, scales, member changes and the
+    reconciler never act on an app, or on a space's own objects, at once."""
 
     def __init__(self) -> None:
-        self._locks: defaultdict[int, threading.RLock] = defaultdict(threading.RLock)
+        self._locks: defaultdict[Hashable, threading.RLock] = defaultdict(threading.RLock)
         self._guard = threading.Lock()
 
     @contextmanager
-    def hold(self, app_id: int) -> Iterator[None]:
+    def hold(self, app_id: Hashable) -> Iterator[None]:
         with self._guard:
             lock = self._locks[app_id]
         with lock:
             yield
 
-    def try_acquire(self, app_id: int) -> bool:
+    def try_acquire(self, app_id: Hashable) -> bool:
         """Take an app's lock only if nobody holds it (a deploy in progress is left alone)."""
         with self._guard:
             lock = self._locks[app_id]
         return lock.acquire(blocking=False)
 
-    def release(self, app_id: int) -> None:
+    def release(self, app_id: Hashable) -> None:
         self._locks[app_id].release()
 
 

@@ -8,7 +8,7 @@ from cove.domain.procfile import RELEASE
 from cove.domain.template import parse_template
 from cove.ports.pool import AppState, Pool, ProcessState, SpaceState
 from cove.ports.store import UnitOfWork
-from cove.services.context import Context
+from cove.services.context import Context, space_lock
 
 LOCAL = "local"
 
@@ -59,9 +59,14 @@ def space_state(uow: UnitOfWork, space: Space) -> SpaceState:
     return SpaceState(space.name, parse_template(space.template), members)
 
 
-def provision(ctx: Context, uow: UnitOfWork, space: Space) -> None:
-    """Create or update the space's side in its pool: a network, or a secured namespace."""
-    pool_of(ctx, space).provision_space(space_state(uow, space))
+def provision_and_commit(ctx: Context, uow: UnitOfWork, space: Space) -> None:
+    """Create or update the space's side in its pool (a network, or a secured namespace),
+    then commit. The space's lock is held until the commit: a reconcile pass holds it from
+    reading a space's state to applying it, so neither applies an older state over the
+    other's (a demoted member's old role coming back)."""
+    with ctx.locks.hold(space_lock(space.id)):
+        pool_of(ctx, space).provision_space(space_state(uow, space))
+        uow.commit()
 
 
 def app_state(ctx: Context, space: Space, app: App, release: Release,

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from cove.ports.pool import AppState, SpaceState
-from cove.services.context import Context
+from cove.services.context import Context, space_lock
 from cove.services.pools import current_state, pool_of, space_state
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,11 @@ class Reconciler:
 
     def reconcile_pool(self, name: str) -> int:
         """Hand the pool every app it runs. Apps being deployed right now are skipped:
-        their lock is held, and the store still describes the release being replaced."""
+        their lock is held, and the store still describes the release being replaced.
+        So are spaces being changed (a member added): what was read of them would be
+        applied over the change."""
         pool = self.ctx.pools[name]
-        held: list[int] = []
+        held: list[Hashable] = []
         states: list[AppState] = []
         spaces: list[SpaceState] = []
         try:
@@ -50,7 +52,9 @@ class Reconciler:
                 for space in uow.spaces.all():
                     if pool_of(self.ctx, space) is not pool:
                         continue
-                    spaces.append(space_state(uow, space))
+                    if self.ctx.locks.try_acquire(space_lock(space.id)):
+                        held.append(space_lock(space.id))  # as of now, until applied
+                        spaces.append(space_state(uow, space))
                     for app in uow.apps.of_space(space.id):
                         if not self.ctx.locks.try_acquire(app.id):
                             continue
@@ -60,8 +64,8 @@ class Reconciler:
                             states.append(state)
             return pool.reconcile(states, spaces)
         finally:
-            for app_id in held:
-                self.ctx.locks.release(app_id)
+            for key in held:
+                self.ctx.locks.release(key)
 
     def run(self, interval: float = 2.0) -> None:
         while not self._stop.is_set():

@@ -16,7 +16,7 @@ from cove.ports.store import UnitOfWork
 from cove.services.access import space_for
 from cove.services.context import Context
 from cove.services.forget import forget_app
-from cove.services.pools import choose_pool, pool_of, provision
+from cove.services.pools import choose_pool, pool_of, provision_and_commit
 
 
 def template_of(space: Space) -> SpaceTemplate:
@@ -65,8 +65,7 @@ def create_space(ctx: Context, user: User, name: str, pool: str | None = None) -
         space = uow.spaces.add(name, user.id, {**template_record(ctx.template), "pool": chosen})
         uow.memberships.set(space.id, user.id, Role.ADMIN)
         uow.audit.add(space.id, user.name, "space.create", name, {"pool": chosen})
-        provision(ctx, uow, space)
-        uow.commit()
+        provision_and_commit(ctx, uow, space)
     return space
 
 
@@ -113,8 +112,7 @@ def set_member(ctx: Context, user: User, space_name: str, member: str, role: Rol
             _keep_an_admin(uow, space, target)
         uow.memberships.set(space.id, target.id, role)
         uow.audit.add(space.id, user.name, "member.set", member, {"role": role.label})
-        provision(ctx, uow, space)  # role bindings follow the members
-        uow.commit()
+        provision_and_commit(ctx, uow, space)  # role bindings follow the members
 
 
 def remove_member(ctx: Context, user: User, space_name: str, member: str) -> None:
@@ -126,8 +124,7 @@ def remove_member(ctx: Context, user: User, space_name: str, member: str) -> Non
         _keep_an_admin(uow, space, target)
         uow.memberships.remove(space.id, target.id)
         uow.audit.add(space.id, user.name, "member.remove", member, {})
-        provision(ctx, uow, space)
-        uow.commit()
+        provision_and_commit(ctx, uow, space)
 
 
 def _keep_an_admin(uow: UnitOfWork, space: Space, leaving: User) -> None:
@@ -158,8 +155,7 @@ def set_quota(ctx: Context, user: User, space_name: str, changes: dict[str, int]
         uow.spaces.set_template(space.id, record)
         uow.audit.add(space.id, user.name, "space.quota", space_name, dict(changes))
         space.template = record
-        provision(ctx, uow, space)
-        uow.commit()
+        provision_and_commit(ctx, uow, space)
     return parsed.quota
 
 
