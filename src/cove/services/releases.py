@@ -7,6 +7,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
+from cove.crashpoints import crash_point
 from cove.domain.errors import Invalid, NotFound
 from cove.domain.formation import apply_autoscale, apply_scale, default_formation
 from cove.domain.models import App, Autoscale, Process, Release, Space, User, now
@@ -80,6 +81,7 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
                                 description, user.name, now())
         ctx.logs.record(app.id, f"{user.name}: {description} as v{version}; starting instances")
         pool = pool_of(ctx, space)
+        crash_point("release.starting")
         with ctx.store.unit_of_work() as uow:
             previous = current_state(ctx, uow, space, app)
             domains = [d.hostname for d in uow.domains.of_app(app.id)]
@@ -94,6 +96,7 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
         except Exception as err:
             ctx.logs.record(app.id, f"v{version} failed: {err}")
             raise
+        crash_point("release.rolled-out")
         try:
             with ctx.store.unit_of_work() as uow:
                 fresh = uow.apps.by_id(app.id)
@@ -108,6 +111,7 @@ def _release(ctx: Context, user: User, space_name: str, app_name: str, *, image:
                               {"release": f"v{version}", "image": image,
                                "description": description})
                 uow.commit()
+            crash_point("release.recorded")
         except BaseException:
             # Not recorded: roll the pool back to what the store says, the way it rolled
             # forward (the previous release's instances start healthy before the switch).

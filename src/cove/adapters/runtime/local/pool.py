@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from cove.crashpoints import crash_point
 from cove.domain.checks import PASS, WARN, Check
 from cove.domain.contract import app_env
 from cove.domain.errors import DeployFailed
@@ -145,11 +146,13 @@ class LocalPool:
                 self._converge(app, running, True, probes)
                 self._run_probes(probes)
                 self.sync_routes()
+                crash_point("local.routed")
                 return
             self._start_healthy(specs_for(app), app)
             with self._lock:
                 self.apps[app.key] = app
             self.sync_routes()
+            crash_point("local.routed")
             old = [i.name for i in running if i.release != app.release]
             if old:
                 time.sleep(self.drain_seconds)  # let requests in flight finish
@@ -365,6 +368,7 @@ class LocalPool:
         try:
             for spec in specs:
                 started.append(self.runtime.start(spec))
+            crash_point("local.started")
             with ThreadPoolExecutor(max_workers=8) as pool:
                 checks = {f"{inst.process}.{inst.index}":
                           pool.submit(self._check, inst, app, app.health_timeout)

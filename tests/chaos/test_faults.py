@@ -1,0 +1,100 @@
+"""Faults on a real Cove while clients hammer an app through its router.
+
+The broker is killed (SIGKILL) at each step of a deploy, a config change, a scale and a
+rollback; the router and an app instance are killed. With two instances no request may
+fail; after each restart the record, the instances, the route and the containers agree,
+and nothing is left behind. The figures of the same faults: bench/chaos.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cove.crashpoints import STEPS
+from tests.support.chaos import (
+    Target,
+    crash_during,
+    failures,
+    info,
+    kill_instance,
+    kill_router,
+    load,
+    wait_converged,
+)
+from tests.support.cove import make_server
+from tests.support.services import Registry
+
+# Every step of a new release; the steps a scale passes; the riskiest of the others.
+CRASHES = [("deploy", step) for step in STEPS] + [
+    ("config", "local.routed"), ("config", "release.rolled-out"),
+    ("scale-up", "local.started"), ("scale-down", "local.routed"),
+    ("rollback", "release.recorded")]
+
+
+@pytest.fixture(scope="module")
+def target(workdir: Path, registry: Registry) -> Iterator[Target]:
+    cove = make_server(workdir / "chaos")
+    cove.start()
+    try:
+        user = cove.tenant("kit", "chaos")
+        image = f"{registry.host}/examples/hello:1"
+        user.run("deploy", "chaos", image)
+        user.run("scale", "chaos", "web=2")
+        yield Target(cove, user, "chaos", image)
+    finally:
+        cove.teardown()
+
+
+def test_killing_the_broker_at_any_step_of_a_change_fails_no_request(target: Target) -> None:
+    results = []
+    with load(target) as stats:
+        for n, (change, step) in enumerate(CRASHES):
+            before = info(target)
+            result = crash_during(target, change, step, n)
+            after = info(target)
+            results.append(result)
+            # The record is true: a change is there if and only if it was recorded.
+            if change.startswith("scale"):
+                assert after["formation"]["web"]["count"] == (3 if change == "scale-up" else 2)
+            else:
+                number = int(before["release"][1:]) + (step == "release.recorded")
+                assert after["release"] == f"v{number}", (change, step)
+            assert "not answering" in result["cli_said"], result
+    ok, failed, why = failures(stats)
+    assert ok > 0 and failed == 0, (why[:20], results)
+
+
+def test_the_router_recovers_from_any_death(target: Target) -> None:
+    with load(target) as stats:
+        for how in ("master-kill", "workers-kill", "master-term"):
+            kill_router(target, how)
+    wait_converged(target)
+    ok, _, _ = failures(stats)
+    assert ok > 0  # (requests fail while no router runs at all: see bench/chaos.py)
+
+
+def test_a_killed_instance_fails_no_request_while_another_serves(target: Target) -> None:
+    with load(target) as stats:
+        kill_instance(target, 1)
+    ok, failed, why = failures(stats)
+    assert ok > 0 and failed == 0, why[:20]
+
+
+def test_a_redeploy_under_concurrent_load_fails_no_request(target: Target) -> None:
+    with load(target, clients=8) as stats:
+        target.user.run("config", "set", "chaos", "LOADED=1")
+        wait_converged(target)
+    ok, failed, why = failures(stats)
+    assert ok > 0 and failed == 0, why[:20]
+
+
+def test_a_lone_instance_killed_is_back_within_the_backoff(target: Target) -> None:
+    """With one instance, requests fail until it is restarted: the first restart waits 1 s,
+    then the start and health check; 20 s bounds it on a loaded machine."""
+    target.user.run("scale", "chaos", "web=1")
+    wait_converged(target)
+    result = kill_instance(target, 1)
+    assert result["recovered_s"] < 20, result
