@@ -37,7 +37,9 @@ from cove.crashpoints import STEPS
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 HELLO = "localhost/cove-bench/hello:latest"
-SCALE_STEPS = ("local.started", "local.routed")
+# The steps each change passes (a scale starts no release; scaling down starts nothing).
+STEPS_OF = {"deploy": STEPS, "config": STEPS, "rollback": STEPS,
+            "scale-up": ("local.started", "local.routed"), "scale-down": ("local.routed",)}
 
 
 def plain(target: Target, change: str, n: int) -> float:
@@ -80,8 +82,8 @@ def main() -> None:
         target = Target(cove, user, "chaos", image)
         n = 0
         for _ in range(REPEATS):  # (the first deploy above pulled and warmed everything)
-            for change in ("deploy", "config", "rollback", "scale-up", "scale-down"):
-                for step in SCALE_STEPS if change.startswith("scale") else STEPS:
+            for change, steps in STEPS_OF.items():
+                for step in steps:
                     n += 1
                     back = "scale-down" if change == "scale-up" else \
                         "scale-up" if change == "scale-down" else None

@@ -71,6 +71,8 @@ def pod_start(node: RealNode, image: str) -> float:
         if any(c.type == "Ready" and c.status == "True"
                for c in (pod.status.conditions if pod.status else None) or []):
             break
+        if time.perf_counter() - began > 120:
+            raise TimeoutError(f"pod {name} was not Ready within 120s")
         time.sleep(0.02)
     took = time.perf_counter() - began
     client.delete(Pod, name, namespace="bench", grace_period=0)

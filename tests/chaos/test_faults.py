@@ -8,12 +8,16 @@ and nothing is left behind. The figures of the same faults: bench/chaos.py.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cove.crashpoints import STEPS
+from tests.support.apps import dockerfile_app
 from tests.support.chaos import (
     Target,
     crash_during,
@@ -22,10 +26,11 @@ from tests.support.chaos import (
     kill_instance,
     kill_router,
     load,
+    podman,
     wait_converged,
 )
 from tests.support.cove import make_server
-from tests.support.services import Registry
+from tests.support.services import Registry, wait_until
 
 # Every step of a new release; the steps a scale passes; the riskiest of the others.
 CRASHES = [("deploy", step) for step in STEPS] + [
@@ -98,3 +103,31 @@ def test_a_lone_instance_killed_is_back_within_the_backoff(target: Target) -> No
     wait_converged(target)
     result = kill_instance(target, 1)
     assert result["recovered_s"] < 20, result
+
+
+def test_a_build_cut_off_by_the_brokers_death_leaves_nothing_running(
+        target: Target, busybox_ref: str, tmp_path: Path) -> None:
+    """The build's work directory (a copy of its context, and the image it made, up to the
+    build's disk limit) stayed behind for good, and its sandbox until its own client
+    stopped it."""
+    cove, user = target.cove, target.user
+    user.run("apps", "create", "slow")
+    source = dockerfile_app(tmp_path / "slow", "slow")
+    (source / "Dockerfile").write_text(f"FROM {busybox_ref}\nRUN sleep 600\n")
+    builds = cove.home / "engine" / "builds"
+    push = subprocess.Popen([sys.executable, "-m", "cove.cli.main", "push", "slow",
+                             str(source)], env=user.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        wait_until(lambda: [n for n in podman(target, "ps", "--format", "{{.Names}}").split()
+                            if n.startswith("cove-build-")], 120, "the build's sandbox")
+        [work] = builds.glob("cove-build-*")
+        cove.kill()
+    finally:
+        push.kill()
+        push.wait()
+    cove.start()
+    assert work.name not in podman(target, "ps", "-a", "--format", "{{.Names}}").split()
+    assert not list(builds.glob("cove-build-*"))
+    [build] = json.loads(user.run("builds", "slow", "--json").stdout)
+    assert build["status"] == "failed" and "interrupted" in build["error"], build

@@ -50,6 +50,11 @@ class Builder(Protocol):
         """(Re)make the build and run images; stream progress to `emit`."""
         ...
 
+    def remove_interrupted(self) -> int:
+        """At start: stop and remove what builds cut off by the last server's end left
+        running or on disk; return how many builds that was."""
+        ...
+
     def forget(self, repository: str) -> int:
         """Remove the built images tagged in `repository`; return how many tags went."""
         ...

@@ -91,7 +91,10 @@ INTERRUPTED = ("interrupted: the Cove server stopped while it ran (nothing of it
 
 
 def fail_interrupted(ctx: Context) -> int:
-    """At start: builds the previous server process left running ended with it."""
+    """At start: builds the previous server process left running ended with it (their
+    sandboxes go too: a build nobody waits for must not hold a slot's resources)."""
+    if ctx.builder is not None:
+        ctx.builder.remove_interrupted()
     with ctx.store.unit_of_work() as uow:
         count = uow.builds.fail_running(INTERRUPTED)
         uow.commit()

@@ -81,6 +81,9 @@ class BuildahBuilder:
     def build_stacks(self, emit: Callable[[str], None]) -> None:
         build_stack(self.engine, emit, self.stack, self.mirror)
 
+    def remove_interrupted(self) -> int:
+        return self.sandbox.remove_interrupted()
+
     def unpack(self, archive: BinaryIO, dest: Path) -> int:
         return extract(archive, dest)
 
@@ -118,7 +121,7 @@ class BuildahBuilder:
                 # image copies.
                 (Path(work) / "in").mkdir()
                 (Path(work) / "in" / "Dockerfile").write_text(guarded.text)
-                name = f"cove-build-{Path(work).name.removeprefix('cove-build-')}"
+                name = Path(work).name  # what a restart finds: see remove_interrupted
                 command = self.sandbox.build_command(
                     name, scope, Path(work), source, tag, limits.memory_mb,
                     limits.cpu_millis, limits.pids)

@@ -296,6 +296,16 @@ class Sandbox:
             "-v", f"{out}:/out"], ["sh", "-c", script, "build", tag], network=network,
             limits=limits)
 
+    def remove_interrupted(self) -> int:
+        """What the builds of a server that died left: their sandboxes (which run in a
+        session of their own, so they outlive it) and work directories. A build's
+        sandbox is named after its work directory."""
+        left = sorted(p for p in self.home.glob("cove-build-*") if p.is_dir())
+        for work in left:
+            self.remove(work.name)
+            shutil.rmtree(work, ignore_errors=True)
+        return len(left)
+
     def remove(self, name: str) -> None:
         with suppress(EngineError, subprocess.TimeoutExpired):
             self.engine.run("rm", "--force", "--time", "0", name, check=False, timeout=60)
