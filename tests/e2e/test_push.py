@@ -283,3 +283,55 @@ def test_a_build_cannot_start_from_or_poison_another_spaces_images(
     out = attacker.run("push", "site", str(steal), ok=False).stdout
     assert "was refused by its registry" in out
     assert cove.app_get("site-oscar.localhost").text == "owned by oscar"
+
+
+def test_a_cached_dependency_layer_gives_what_a_cold_build_gives(
+        cove: CoveServer, tmp_path: Path, stack: Stack) -> None:
+    """After an app was destroyed and made again (and for a new app of the space), the same
+    requirements hit a cached layer whose virtualenv held only pip and setuptools. Also:
+    two cold builds of one manifest at once, and one cut off by the server's death."""
+    import subprocess as sp
+    import sys
+
+    user = cove.tenant("cachy", "shop", "blog", "news")
+    source = tmp_path / "python"
+    shutil.copytree(APPS / "python", source)
+    answer = LANGUAGES["python"][2]
+
+    def answers(app: str, release: str) -> bool:
+        return cove.app_get(f"{app}-cachy.localhost").text == answer.format("hi", release)
+
+    user.run("push", "shop", str(source))
+    assert answers("shop", "v1")
+    user.run("apps", "destroy", "shop", "--yes")
+    user.run("apps", "create", "shop")
+    again = user.run("push", "shop", str(source)).stdout
+    assert "Using cache" in again and answers("shop", "v1")
+
+    # A manifest never built: two cold builds of it at once, then a cached one.
+    (source / "requirements.txt").write_text("six==1.16.0  # both at once\n")
+    pushes = [sp.Popen([sys.executable, "-m", "cove.cli.main", "push", app, str(source)],
+                       env=user.env, stdout=sp.PIPE, text=True, cwd=tmp_path)
+              for app in ("shop", "blog")]
+    outputs = [p.communicate(timeout=600)[0] for p in pushes]
+    assert all("succeeded" in out for out in outputs), outputs
+    assert answers("shop", "v2") and answers("blog", "v1")
+    user.run("push", "news", str(source))
+    assert answers("news", "v1")
+
+    # Another new manifest, its build cut off while pip installs it, then built again.
+    (source / "requirements.txt").write_text("six==1.16.0  # cut off\n")
+    push = sp.Popen([sys.executable, "-m", "cove.cli.main", "push", "news", str(source)],
+                    env=user.env, stdout=sp.PIPE, text=True, cwd=tmp_path)
+    assert push.stdout is not None
+    for line in push.stdout:
+        if "Collecting six" in line:
+            cove.kill()
+            break
+    else:
+        raise AssertionError("the build never reached pip")
+    push.kill()
+    push.wait()
+    cove.start()
+    user.run("push", "news", str(source))
+    assert answers("news", "v2")
