@@ -91,3 +91,46 @@ def test_a_stopped_server_behind_its_router_is_named_not_printed_as_html(
         assert words in proc.stderr
         assert "<" not in proc.stderr and "Traceback" not in proc.stderr
         assert status != 502 or "make run" in proc.stderr
+
+
+def test_a_push_to_an_app_that_is_not_there_sends_nothing(tmp_path: Path) -> None:
+    """The whole tree was packed and uploaded before the server said the app did not
+    exist."""
+    import http.server
+    import json
+    import threading
+
+    posted: list[str] = []
+    error = json.dumps({"error": {"code": "not_found",
+                                  "message": "no app named 'ghost' in space 'alice'"}}).encode()
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(error)))
+            self.end_headers()
+            self.wfile.write(error)
+
+        def do_POST(self) -> None:
+            posted.append(self.path)
+            do_get = Api.do_GET
+            do_get(self)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "Dockerfile").write_text("FROM scratch\n")
+    try:
+        env = dict(os.environ, COVE_CONFIG_DIR=str(tmp_path / "config"),
+                   COVE_URL=f"http://127.0.0.1:{server.server_address[1]}")
+        proc = subprocess.run([sys.executable, "-m", "cove.cli.main", "push", "ghost",
+                               str(tmp_path / "src"), "--space", "alice"], env=env,
+                              capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 1 and "no app named 'ghost'" in proc.stderr
+    assert posted == [] and "uploading" not in proc.stdout

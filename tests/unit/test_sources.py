@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -100,6 +101,29 @@ def test_push_packs_what_is_not_ignored(tmp_path: Path) -> None:
     (tmp_path / ".git" / "HEAD").write_text("ref")
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "main.go").write_text("package main")
-    with tarfile.open(fileobj=io.BytesIO(pack(tmp_path)), mode="r:gz") as tar:
+    packed = io.BytesIO()
+    assert pack(tmp_path, packed) == len(packed.getvalue())
+    packed.seek(0)
+    with tarfile.open(fileobj=packed, mode="r:gz") as tar:
         names = sorted(tar.getnames())
     assert names == [".coveignore", "Dockerfile", "src", "src/main.go"]
+
+
+def test_push_packs_a_large_tree_in_flat_memory(tmp_path: Path) -> None:
+    """`cove push` packed the whole upload in memory (356 MB for a 300 MB tree)."""
+    import tempfile
+    import tracemalloc
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with (tree / "data.bin").open("wb") as data:
+        for _ in range(48):
+            data.write(os.urandom(2**20))  # incompressible: the pack is as large
+    tracemalloc.start()
+    try:
+        with tempfile.TemporaryFile() as out:
+            size = pack(tree, out)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert size > 48 * 2**20 and peak < 4 * 2**20, peak

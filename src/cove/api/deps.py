@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 
 from cove.api.schemas import ErrorOut
 from cove.api.streams import pumped
+from cove.domain.builds import MAX_UPLOAD
 from cove.domain.errors import Invalid, Unauthorized
 from cove.domain.events import MEDIA_TYPE, Event, encode
 from cove.domain.models import User
@@ -20,7 +21,6 @@ from cove.services import accounts
 from cove.services.context import Context
 
 T = TypeVar("T")
-MAX_UPLOAD = 256 * 2**20
 
 # Every status an endpoint may answer with besides its own, each in the one error envelope.
 ERRORS: dict[int | str, dict[str, Any]] = {

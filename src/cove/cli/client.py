@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import httpx
 
@@ -103,8 +103,9 @@ class Client:
                         f"something that is not Cove's API ({_text_of(response)}): is COVE_URL "
                         "right?")
 
-    def stream_post(self, path: str, data: bytes) -> Iterator[str]:
-        """POST a body and yield the response's lines as they arrive."""
+    def stream_post(self, path: str, data: bytes | BinaryIO) -> Iterator[str]:
+        """POST a body (a file is sent in chunks) and yield the response's lines as they
+        arrive."""
         return self._lines("POST", path, content=data,
                            headers={"Content-Type": "application/gzip"})
 

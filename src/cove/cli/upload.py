@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
-import io
 import tarfile
 from pathlib import Path
+from typing import BinaryIO
 
 ALWAYS_IGNORED = (".git", ".hg", ".svn")
 IGNORE_FILES = (".coveignore", ".gitignore")
@@ -40,13 +40,15 @@ def ignored(relative: str, is_dir: bool, patterns: list[str]) -> bool:
     return False
 
 
-def pack(root: Path) -> bytes:
-    """The directory as a .tar.gz, without ignored files; symlinks are kept as links."""
+def pack(root: Path, out: BinaryIO) -> int:
+    """Write the directory to `out` as a .tar.gz, without ignored files (symlinks are kept
+    as links), file by file in chunks: memory stays flat whatever the tree's size. Returns
+    the bytes written."""
     if not root.is_dir():
         raise FileNotFoundError(f"{root} is not a directory")
     patterns = ignore_patterns(root)
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    start = out.tell()
+    with tarfile.open(fileobj=out, mode="w:gz", compresslevel=6) as tar:
         for path in sorted(root.rglob("*")):
             relative = path.relative_to(root).as_posix()
             if any(ignored("/".join(relative.split("/")[:i]), True, patterns)
@@ -55,4 +57,4 @@ def pack(root: Path) -> bytes:
             if ignored(relative, path.is_dir() and not path.is_symlink(), patterns):
                 continue
             tar.add(path, arcname=relative, recursive=False)
-    return buffer.getvalue()
+    return out.tell() - start

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from cove.domain.models import now
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
+MAX_UPLOAD = 256 * 2**20  # bytes of a compressed source upload (`cove push`, git push)
 
 
 def build_repository(space: str, app: str) -> str:

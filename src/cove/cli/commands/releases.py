@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,11 +17,13 @@ from cove.cli.app import (
     client,
     password,
 )
+from cove.cli.errors import CliError
 from cove.cli.output import (
     follow_events,
     render,
 )
 from cove.cli.upload import pack
+from cove.domain.builds import MAX_UPLOAD
 
 
 @app.command()
@@ -47,9 +50,17 @@ def push(
     space: Space = None,
 ) -> None:
     """Upload a directory, build it (Dockerfile) and release it; output streams back."""
-    data = pack(directory)
-    typer.echo(f"-----> uploading {len(data) // 1024} KiB from {directory}")
-    follow_events(client().stream_post(f"{app_path(space, name)}/builds", data))
+    cove = client()
+    cove.request("GET", app_path(space, name))  # no app: say so before packing anything
+    with tempfile.TemporaryFile() as packed:  # streamed from disk: memory stays flat
+        size = pack(directory, packed)
+        if size > MAX_UPLOAD:
+            raise CliError(f"{directory} packs to {size // 2**20} MiB, more than the "
+                           f"{MAX_UPLOAD // 2**20} MiB an upload may have: leave build output "
+                           "and dependencies out (.coveignore, .gitignore)")
+        typer.echo(f"-----> uploading {size // 1024} KiB from {directory}")
+        packed.seek(0)
+        follow_events(cove.stream_post(f"{app_path(space, name)}/builds", packed))
 
 
 @app.command()
