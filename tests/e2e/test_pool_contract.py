@@ -19,8 +19,11 @@ def test_create_deploy_scale_config_rollback_destroy(kcove: CoveServer, registry
     s = ("--space", space)
 
     def ps() -> list[tuple[str, str, str]]:
+        """What serves: a change answers once the new release does, and the instances it
+        replaced drain and stop after (shown as stopping meanwhile)."""
         found = json.loads(admin.run("ps", "app", "--json", *s).stdout)
-        return [(i["name"], i["state"], i["release"]) for i in found]
+        return [(i["name"], i["state"], i["release"]) for i in found
+                if i["state"] != "stopping"]
 
     def releases() -> list[str]:
         return [r["name"] for r in json.loads(admin.run("releases", "app", "--json",

@@ -38,7 +38,11 @@ def test_the_user_story(cove: CoveServer, registry: Registry) -> None:
         time.sleep(0.5)
     assert stats["failed"] == 0 and stats["ok"] > 10
     assert cove.app_get(host).text.startswith("hi from hello release=v2")
-    assert len(ps(alice, "hello")) == 3  # the formation survives the release
+    # The change answered once v2 served; v1's instances drain and stop meanwhile.
+    serving = [i for i in ps(alice, "hello") if i["state"] != "stopping"]
+    assert [(i["state"], i["release"]) for i in serving] == [("up", "v2")] * 3
+    wait_until(lambda: len(ps(alice, "hello")) == 3, 30, "v1's instances to stop")
+    assert "3 replaced instance(s) drained and stopped" in alice.run("logs", "hello").stdout
 
     releases = json.loads(alice.run("releases", "hello", "--json").stdout)
     assert [(r["name"], r["current"]) for r in releases] == [("v2", True), ("v1", False)]

@@ -43,7 +43,8 @@ def world() -> World:
         template = parse_template(yaml.safe_load(handle))
     runtime, router, health, logs = FakeRuntime(), FakeRouter(), FakeHealth(), FakeLogs()
     clock = [1000.0]
-    local = LocalPool(runtime, router, health, logs, drain_seconds=0, clock=lambda: clock[0])
+    local = LocalPool(runtime, router, health, logs, drain_seconds=0, clock=lambda: clock[0],
+                      later=lambda work: work())  # old instances retire before deploy returns
     ctx = Context(store=SqlStore("sqlite:///:memory:"), logs=logs,
                   resolver=FakeResolver({IMAGE: DIGEST, IMAGE2: DIGEST2}),
                   hasher=Argon2Hasher(fast=True), template=template, pools={"local": local},

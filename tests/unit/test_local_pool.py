@@ -1,12 +1,19 @@
-"""The local pool's own rules that services do not see: whose logs it can read."""
+"""The local pool's own rules that services do not see: whose logs it can read, and how
+old instances retire after a change."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cove.adapters.runtime.local.pool import LocalPool
 from cove.adapters.runtime.logs import FileLogs
+from cove.services import apps, releases
 from tests.support.fakes import FakeHealth, FakeRouter, FakeRuntime
+from tests.support.services import wait_until
+from tests.unit.conftest import IMAGE, World
 
 
 def test_instance_output_is_readable_for_an_app_that_never_ran(tmp_path: Path) -> None:
@@ -21,3 +28,44 @@ def test_instance_output_is_readable_for_an_app_that_never_ran(tmp_path: Path) -
     # Cove's events stay the events log's; the pool gives only what instances wrote.
     assert [line.text for line in logs.read(7, 10)] == [
         "v1 failed: instance web.1 never became healthy"]
+
+
+def test_a_change_returns_once_the_new_release_serves_and_the_old_retire_after(
+        world: World) -> None:
+    """A config change waited for the old instances to drain (1 s) and stop (up to the
+    grace) before it answered."""
+    world.local.drain_seconds = 0.5
+    world.local._later = lambda work: threading.Thread(target=work).start()
+    alice = world.user("alice")
+    apps.create_app(world.ctx, alice, "alice", "hello")
+    releases.deploy_image(world.ctx, alice, "alice", "hello", IMAGE)
+    [old] = world.runtime.instances()
+    began = time.monotonic()
+    releases.set_config(world.ctx, alice, "alice", "hello", {"GREETING": "v2"})
+    returned = time.monotonic() - began
+    [new] = [i for i in world.runtime.instances() if i.release == 2]
+    assert world.router.backends(1) == (new.address,)  # served by v2 when it returns
+    states = {i.name: i.labels["retiring"] for i in world.local.instances("alice", "hello")}
+    assert states == {old.name: "true", new.name: "false"} and returned < 0.5
+    view = apps.show_app(world.ctx, alice, "alice", "hello").as_dict()
+    assert sorted(i["state"] for i in view["instances"]) == ["stopping", "up"]
+    wait_until(lambda: old.name not in world.runtime.running, 5, "v1 to stop")
+    assert not world.local.retiring
+
+
+def test_an_instance_started_again_is_not_stopped_by_its_retirement(world: World) -> None:
+    """A release put back (its record failed) starts instances under the names that are
+    retiring: the retirement must not stop them."""
+    held: list[Callable[[], None]] = []
+    world.local._later = held.append  # retirements wait until the test runs them
+    alice = world.user("alice")
+    apps.create_app(world.ctx, alice, "alice", "hello")
+    releases.deploy_image(world.ctx, alice, "alice", "hello", IMAGE)
+    first = world.local.apps[("alice", "hello")]
+    releases.set_config(world.ctx, alice, "alice", "hello", {"GREETING": "v2"})
+    second = world.local.apps[("alice", "hello")]
+    world.local.deploy(first, second, 10)  # v1 again, as when recording v2 failed
+    for work in held:
+        work()
+    assert {i.release for i in world.runtime.instances()} == {1}
+    assert world.router.backends(1) == tuple(i.address for i in world.runtime.instances())

@@ -110,7 +110,8 @@ def test_a_restart_never_stops_what_still_carries_traffic(world: World) -> None:
                         {"GREETING": "v2"})  # recorded; the broker dies here
     world.local.deploy = deploy  # type: ignore[method-assign]
     restarted = LocalPool(world.runtime, world.router, world.health, world.logs,
-                          drain_seconds=0, clock=lambda: world.clock[0])
+                          drain_seconds=0, clock=lambda: world.clock[0],
+                          later=lambda work: work())
     world.ctx.pools["local"] = restarted
     world.health.unhealthy = {f"10.0.0.{n}:8000" for n in range(world.runtime.next_ip + 1, 99)}
     Reconciler(world.ctx, lambda: world.clock[0]).tick()  # v2 starts, not healthy yet

@@ -123,7 +123,9 @@ class AppView:
 
 
 def instance_dict(inst: Instance, ready: bool) -> dict[str, Any]:
-    if inst.state == "running":
+    if inst.state == "running" and inst.labels.get("retiring") == "true":
+        state = "stopping"  # out of the route, draining: a change replaced it
+    elif inst.state == "running":
         state = "up" if ready else "starting"
     else:
         state = "crashed" if inst.exit_code not in (None, 0) else inst.state

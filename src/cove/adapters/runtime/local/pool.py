@@ -98,7 +98,8 @@ class LocalPool:
 
     def __init__(self, runtime: Runtime, router: Router, health: HealthCheck,
                  logs: InstanceLogs, *, drain_seconds: float = 1.0, grace_seconds: int = 10,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 later: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.runtime = runtime
         self.router = router
         self.health = health
@@ -109,6 +110,11 @@ class LocalPool:
         self.apps: dict[Key, AppState] = {}  # what this pool runs, as it was last told
         self.busy: set[Key] = set()  # apps being deployed: their instances are not orphans
         self.ready: set[str] = set()  # instances that passed their health check
+        # Instances out of the route, draining and then stopping after a change returned.
+        self.retiring: set[str] = set()
+        # How work that outlives a change runs: a thread of its own (tests: at once).
+        self._later = later or (lambda work: threading.Thread(
+            target=work, daemon=True, name="retire").start())
         self._adopted = False  # has `ready` taken in what the router served at start?
         self.crashes: dict[str, Crash] = {}
         self._lock = threading.Lock()
@@ -132,9 +138,10 @@ class LocalPool:
     # -- apps -------------------------------------------------------------------------------
 
     def deploy(self, app: AppState, previous: AppState | None, timeout: float) -> None:
-        """A new release: start its instances, health-check them, switch the route, drain
-        and stop the old ones. The same release with another formation or size converges
-        instance by instance, waiting for the new ones to be healthy."""
+        """A new release: start its instances, health-check them, switch the route, and
+        return; the old ones drain and stop in the background (`_retire`). The same release
+        with another formation or size converges instance by instance, waiting for the new
+        ones to be healthy."""
         with self._lock:
             self.busy.add(app.key)
         try:
@@ -153,15 +160,7 @@ class LocalPool:
                 self.apps[app.key] = app
             self.sync_routes()
             crash_point("local.routed")
-            old = [i.name for i in running if i.release != app.release]
-            if old:
-                time.sleep(self.drain_seconds)  # let requests in flight finish
-                try:
-                    self._stop_all(old)
-                except Exception:
-                    # The new release serves: that is the deploy's outcome. What could not
-                    # be stopped now is no release's, and the next reconcile pass removes it.
-                    log.exception("stopping the old instances of %s failed", app.app)
+            self._retire(app, [i.name for i in running if i.release != app.release])
         finally:
             with self._lock:
                 self.busy.discard(app.key)
@@ -243,9 +242,10 @@ class LocalPool:
     def instances(self, space: str, app: str | None = None) -> list[Instance]:
         found = self._running(space, app, self.apps.get((space, app)) if app else None)
         with self._lock:
-            ready = set(self.ready)
+            ready, retiring = set(self.ready), set(self.retiring)
         for inst in found:
-            inst.labels = {**inst.labels, "ready": str(inst.name in ready).lower()}
+            inst.labels = {**inst.labels, "ready": str(inst.name in ready).lower(),
+                           "retiring": str(inst.name in retiring).lower()}
         return sorted(found, key=lambda i: (i.app, i.process, i.index))
 
     def logs(self, space: str, app: str, tail: int, follow: bool,
@@ -323,7 +323,14 @@ class LocalPool:
                             and i.name in self.ready
                             and (i.process, i.index, i.release) not in wanted}
                 to_stop = [n for n in to_stop if n not in carrying]
-        self._drain_and_stop(to_stop)
+        with self._lock:
+            to_stop = [n for n in to_stop if n not in self.retiring]  # on their way already
+        replaced = {name for name in to_stop if any(s.name == name for s in to_start)}
+        if wait:  # a change waits only for instances replaced under the same name
+            self._retire(app, [n for n in to_stop if n not in replaced])
+            self._drain_and_stop([n for n in to_stop if n in replaced])
+        else:
+            self._drain_and_stop(to_stop)
         if to_start:
             self._start(to_start, app, wait, probes)
         return len(to_stop) + len(to_start)
@@ -349,6 +356,8 @@ class LocalPool:
             crash = self.crashes.get(spec.name)
             if crash is not None:
                 crash.next_try, crash.started = None, self.clock()
+        with self._lock:
+            self.retiring.difference_update(s.name for s in specs)
         if wait:
             self._start_healthy(specs, app)
             return
@@ -365,6 +374,8 @@ class LocalPool:
         timeout. On any failure every instance started here is stopped again, so nothing
         half-deployed stays behind."""
         started: list[Instance] = []
+        with self._lock:
+            self.retiring.difference_update(s.name for s in specs)
         try:
             for spec in specs:
                 started.append(self.runtime.start(spec))
@@ -425,6 +436,35 @@ class LocalPool:
             self.sync_routes()
             time.sleep(self.drain_seconds)
         self._stop_all(names)
+
+    def _retire(self, app: AppState, names: list[str]) -> None:
+        """Take instances out of the route now, and drain and stop them in the background:
+        a change is done once what should serve does (`cove ps` shows these stopping)."""
+        if not names:
+            return
+        with self._lock:
+            serving = any(n in self.ready for n in names)
+            self.ready.difference_update(names)
+            self.retiring.update(names)
+        if serving:
+            self.sync_routes()
+        self._later(lambda: self._finish_retiring(app, names))
+
+    def _finish_retiring(self, app: AppState, names: list[str]) -> None:
+        time.sleep(self.drain_seconds)  # let requests in flight finish
+        with self._lock:  # an instance started again under its name is no longer retiring
+            names = [n for n in names if n in self.retiring]
+        try:
+            self._stop_all(names)
+            if names:
+                self.log_store.record(app.app_id, f"{len(names)} replaced instance(s) "
+                                      "drained and stopped")
+        except Exception:
+            # What could not be stopped is no release's: the next reconcile pass removes it.
+            log.exception("stopping retired instances %s failed", names)
+        finally:
+            with self._lock:
+                self.retiring.difference_update(names)
 
     def _stop_all(self, names: list[str]) -> None:
         with self._lock:
