@@ -13,14 +13,16 @@ GONE_EVERY = 0.5  # seconds between asks whether the instance is still running
 
 
 class HttpHealthCheck:
-    def __init__(self, interval: float = 0.2) -> None:
-        self.interval = interval
+    def __init__(self, interval: float = 0.2, first: float = 0.01) -> None:
+        self.interval = interval  # the longest wait between two tries
+        self.first = first  # the first wait: most apps answer within tens of milliseconds
 
     def wait_healthy(self, address: str, path: str, timeout: float,
                      gone: Gone | None = None) -> str | None:
         deadline = time.monotonic() + timeout
         reason = "no answer"
         asked = time.monotonic()
+        wait = self.first
         with httpx.Client(timeout=min(2.0, max(timeout, 0.5)), follow_redirects=False) as client:
             while True:
                 if gone is not None and time.monotonic() - asked >= GONE_EVERY:
@@ -35,6 +37,7 @@ class HttpHealthCheck:
                     reason = f"{path} answered HTTP {response.status_code}"
                 except httpx.HTTPError as err:
                     reason = f"no HTTP answer on port {PORT} ({type(err).__name__})"
-                if time.monotonic() + self.interval >= deadline:
+                if time.monotonic() + wait >= deadline:
                     return f"{reason} after {timeout:g}s"
-                time.sleep(self.interval)
+                time.sleep(wait)
+                wait = min(wait * 2, self.interval)
