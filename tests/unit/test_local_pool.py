@@ -69,3 +69,53 @@ def test_an_instance_started_again_is_not_stopped_by_its_retirement(world: World
         work()
     assert {i.release for i in world.runtime.instances()} == {1}
     assert world.router.backends(1) == tuple(i.address for i in world.runtime.instances())
+
+
+def test_instances_scaled_back_before_their_retirement_keep_serving(world: World) -> None:
+    """Scaled down, then up again within the drain: the retiring instances were kept and
+    routed, and their retirement then stopped them while they served."""
+    held: list[Callable[[], None]] = []
+    world.local._later = held.append
+    alice = world.user("alice")
+    apps.create_app(world.ctx, alice, "alice", "hello")
+    releases.deploy_image(world.ctx, alice, "alice", "hello", IMAGE)
+    releases.scale(world.ctx, alice, "alice", "hello", {"web": (3, None)})
+    releases.scale(world.ctx, alice, "alice", "hello", {"web": (1, None)})
+    releases.scale(world.ctx, alice, "alice", "hello", {"web": (3, None)})
+    for work in held:
+        work()
+    assert len(world.runtime.instances()) == 3
+    assert len(world.router.backends(1)) == 3
+
+
+def test_a_start_waits_out_a_stop_under_the_same_name(world: World) -> None:
+    """A rollback started instances under names whose retirement was stopping them: the
+    stop took the new instance."""
+    held: list[Callable[[], None]] = []
+    world.local._later = held.append
+    alice = world.user("alice")
+    apps.create_app(world.ctx, alice, "alice", "hello")
+    releases.deploy_image(world.ctx, alice, "alice", "hello", IMAGE)
+    first = world.local.apps[("alice", "hello")]
+    releases.set_config(world.ctx, alice, "alice", "hello", {"GREETING": "v2"})
+    second = world.local.apps[("alice", "hello")]
+    stop, release = world.runtime.stop, threading.Event()
+
+    def slow_stop(name: str, grace_seconds: int = 10) -> None:
+        release.wait(10)  # the stop is under way while the rollback starts
+        stop(name, grace_seconds)
+
+    world.runtime.stop = slow_stop  # type: ignore[method-assign]
+    retiring = threading.Thread(target=held[0])
+    retiring.start()
+    wait_until(lambda: world.local.stopping, 5, "the stop to begin")
+    rollback = threading.Thread(target=world.local.deploy, args=(first, second, 10))
+    rollback.start()
+    time.sleep(0.2)
+    release.set()
+    retiring.join(10)
+    rollback.join(10)
+    for work in held[1:]:  # v2's own retirement, after the rollback
+        work()
+    assert {i.release for i in world.runtime.instances()} == {1}
+    assert world.router.backends(1) == tuple(i.address for i in world.runtime.instances())

@@ -110,14 +110,18 @@ class LocalPool:
         self.apps: dict[Key, AppState] = {}  # what this pool runs, as it was last told
         self.busy: set[Key] = set()  # apps being deployed: their instances are not orphans
         self.ready: set[str] = set()  # instances that passed their health check
-        # Instances out of the route, draining and then stopping after a change returned.
+        # Instances out of the route after a change returned: draining (`retiring`, which
+        # a change that wants one again calls off), then being stopped (`stopping`, which a
+        # start under the same name waits out: the stop would take the new instance).
         self.retiring: set[str] = set()
+        self.stopping: set[str] = set()
         # How work that outlives a change runs: a thread of its own (tests: at once).
         self._later = later or (lambda work: threading.Thread(
             target=work, daemon=True, name="retire").start())
         self._adopted = False  # has `ready` taken in what the router served at start?
         self.crashes: dict[str, Crash] = {}
         self._lock = threading.Lock()
+        self._stopped = threading.Condition(self._lock)  # `stopping` lost a name
         self._routes_lock = threading.Lock()
 
     # -- spaces -----------------------------------------------------------------------------
@@ -242,7 +246,7 @@ class LocalPool:
     def instances(self, space: str, app: str | None = None) -> list[Instance]:
         found = self._running(space, app, self.apps.get((space, app)) if app else None)
         with self._lock:
-            ready, retiring = set(self.ready), set(self.retiring)
+            ready, retiring = set(self.ready), self.retiring | self.stopping
         for inst in found:
             inst.labels = {**inst.labels, "ready": str(inst.name in ready).lower(),
                            "retiring": str(inst.name in retiring).lower()}
@@ -295,6 +299,12 @@ class LocalPool:
         # Matched by what an instance is, not by its container's name (names changed once:
         # instances named the older way are adopted, not restarted).
         wanted = {(s.process, s.index, s.release): s for s in specs_for(app)}
+        with self._lock:
+            # Wanted again (scaled back up): called off. Already being stopped: as good as
+            # gone, it is started anew once stopped.
+            self.retiring.difference_update(
+                i.name for i in running if (i.process, i.index, i.release) in wanted)
+            running = [i for i in running if i.name not in self.stopping]
         by_key = {(i.process, i.index, i.release): i for i in running}
         to_stop = [i.name for key, i in by_key.items() if key not in wanted]
         to_stop += [i.name for i in running if by_key[(i.process, i.index, i.release)] is not i]
@@ -356,8 +366,7 @@ class LocalPool:
             crash = self.crashes.get(spec.name)
             if crash is not None:
                 crash.next_try, crash.started = None, self.clock()
-        with self._lock:
-            self.retiring.difference_update(s.name for s in specs)
+        self._reclaim([s.name for s in specs])
         if wait:
             self._start_healthy(specs, app)
             return
@@ -374,8 +383,7 @@ class LocalPool:
         timeout. On any failure every instance started here is stopped again, so nothing
         half-deployed stays behind."""
         started: list[Instance] = []
-        with self._lock:
-            self.retiring.difference_update(s.name for s in specs)
+        self._reclaim([s.name for s in specs])
         try:
             for spec in specs:
                 started.append(self.runtime.start(spec))
@@ -452,19 +460,34 @@ class LocalPool:
 
     def _finish_retiring(self, app: AppState, names: list[str]) -> None:
         time.sleep(self.drain_seconds)  # let requests in flight finish
-        with self._lock:  # an instance started again under its name is no longer retiring
+        with self._lock:  # a retirement called off meanwhile (wanted again) stops nothing
             names = [n for n in names if n in self.retiring]
+            self.retiring.difference_update(names)
+            self.stopping.update(names)
         try:
             self._stop_all(names)
-            if names:
+            with self._lock:
+                known = self.apps.get(app.key)
+            if names and known is not None and known.app_id == app.app_id:
                 self.log_store.record(app.app_id, f"{len(names)} replaced instance(s) "
                                       "drained and stopped")
         except Exception:
             # What could not be stopped is no release's: the next reconcile pass removes it.
             log.exception("stopping retired instances %s failed", names)
         finally:
-            with self._lock:
-                self.retiring.difference_update(names)
+            with self._stopped:
+                self.stopping.difference_update(names)
+                self._stopped.notify_all()
+        if names:
+            self.sync_routes()  # nothing stopped may stay named in a route
+
+    def _reclaim(self, names: list[str]) -> None:
+        """Before instances start under these names: a retirement not yet stopping is
+        called off, and a stop under way is waited out (it would take the new one)."""
+        with self._stopped:
+            self.retiring.difference_update(names)
+            self._stopped.wait_for(lambda: not self.stopping.intersection(names),
+                                   timeout=self.grace_seconds + 30)
 
     def _stop_all(self, names: list[str]) -> None:
         with self._lock:
