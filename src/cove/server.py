@@ -35,6 +35,10 @@ def preflight(settings: ServerSettings) -> None:
 
 def serve(settings: ServerSettings) -> None:
     preflight(settings)
+    if os.environ.get("COVE_CRASH_AT"):
+        print(f"cove-server: COVE_CRASH_AT={os.environ['COVE_CRASH_AT']} is set: this server "
+              "kills itself at that step (a chaos test's setting, never a production one)",
+              file=sys.stderr)
     platform = build(settings)
     interrupted = builds.fail_interrupted(platform.ctx)
     if interrupted:

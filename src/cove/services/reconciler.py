@@ -48,18 +48,23 @@ class Reconciler:
         states: list[AppState] = []
         spaces: list[SpaceState] = []
         try:
+            # Locks first, then a fresh read: a change committed before its lock was taken
+            # is seen, and none can commit until the pass has applied what it read.
+            with self.ctx.store.unit_of_work() as uow:
+                ours = [s for s in uow.spaces.all() if pool_of(self.ctx, s) is pool]
+                keys = [k for s in ours for k in (space_lock(s.id),
+                                                   *(a.id for a in uow.apps.of_space(s.id)))]
+            held += [k for k in keys if self.ctx.locks.try_acquire(k)]
+            taken = set(held)
             with self.ctx.store.unit_of_work() as uow:
                 for space in uow.spaces.all():
                     if pool_of(self.ctx, space) is not pool:
                         continue
-                    if self.ctx.locks.try_acquire(space_lock(space.id)):
-                        held.append(space_lock(space.id))  # as of now, until applied
+                    if space_lock(space.id) in taken:
                         spaces.append(space_state(uow, space))
                     for app in uow.apps.of_space(space.id):
-                        if not self.ctx.locks.try_acquire(app.id):
-                            continue
-                        held.append(app.id)
-                        state = current_state(self.ctx, uow, space, app)
+                        state = current_state(self.ctx, uow, space, app) \
+                            if app.id in taken else None
                         if state is not None:
                             states.append(state)
             return pool.reconcile(states, spaces)

@@ -14,7 +14,7 @@ from cove.domain.roles import Action, Role
 from cove.domain.template import Quota, SpaceTemplate, parse_template, template_record
 from cove.ports.store import UnitOfWork
 from cove.services.access import space_for
-from cove.services.context import Context
+from cove.services.context import Context, space_lock
 from cove.services.forget import forget_app
 from cove.services.pools import choose_pool, pool_of, provision_and_commit
 
@@ -90,7 +90,8 @@ def destroy_space(ctx: Context, user: User, name: str) -> None:
         if uow.users.by_name(name) is not None:
             raise Conflict(f"{name!r} is a personal space and lives as long as its user")
         apps = uow.apps.of_space(space.id)
-        with ExitStack() as held:  # no deploy may start an instance meanwhile
+        with ExitStack() as held:  # no deploy or reconcile pass may act on it meanwhile
+            held.enter_context(ctx.locks.hold(space_lock(space.id)))
             for app in apps:
                 held.enter_context(ctx.locks.hold(app.id))
             pool_of(ctx, space).remove_space(name)  # and every app in it
@@ -102,11 +103,12 @@ def destroy_space(ctx: Context, user: User, name: str) -> None:
 
 
 def set_member(ctx: Context, user: User, space_name: str, member: str, role: Role) -> None:
-    with ctx.store.unit_of_work() as uow:
+    with ctx.store.unit_of_work() as uow, ExitStack() as held:
         space, _ = space_for(uow, user, space_name, Action.ADMINISTER)
         target = uow.users.by_name(member)
         if target is None:
             raise NotFound(f"no user named {member!r}")
+        _lock_before_writing(ctx, space, held)
         current = uow.memberships.role(space.id, target.id)
         if current == Role.ADMIN and role != Role.ADMIN:
             _keep_an_admin(uow, space, target)
@@ -116,15 +118,23 @@ def set_member(ctx: Context, user: User, space_name: str, member: str, role: Rol
 
 
 def remove_member(ctx: Context, user: User, space_name: str, member: str) -> None:
-    with ctx.store.unit_of_work() as uow:
+    with ctx.store.unit_of_work() as uow, ExitStack() as held:
         space, _ = space_for(uow, user, space_name, Action.ADMINISTER)
         target = uow.users.by_name(member)
         if target is None or uow.memberships.role(space.id, target.id) is None:
             raise NotFound(f"{member!r} is not a member of space {space_name!r}")
+        _lock_before_writing(ctx, space, held)
         _keep_an_admin(uow, space, target)
         uow.memberships.remove(space.id, target.id)
         uow.audit.add(space.id, user.name, "member.remove", member, {})
         provision_and_commit(ctx, uow, space)
+
+
+def _lock_before_writing(ctx: Context, space: Space, held: ExitStack) -> None:
+    """Take the space's lock (held until `provision_and_commit` has committed) before the
+    first write: waiting for a reconcile pass while holding the store's write lock would
+    hold up every other write meanwhile."""
+    held.enter_context(ctx.locks.hold(space_lock(space.id)))
 
 
 def _keep_an_admin(uow: UnitOfWork, space: Space, leaving: User) -> None:
@@ -140,8 +150,9 @@ def set_quota(ctx: Context, user: User, space_name: str, changes: dict[str, int]
         with ctx.store.unit_of_work() as uow:
             space_for(uow, user, space_name, Action.READ)
         raise Forbidden("only the platform admin can change a space's quota")
-    with ctx.store.unit_of_work() as uow:
+    with ctx.store.unit_of_work() as uow, ExitStack() as held:
         space, _ = space_for(uow, user, space_name, Action.READ)
+        _lock_before_writing(ctx, space, held)
         record = dict(space.template)
         quota = dict(record["quota"])
         for key, value in changes.items():
