@@ -430,7 +430,9 @@ def test_object_counts_are_bounded(control_plane: ControlPlane,
                                   "data": {"k": "v"}}))
             made += 1
     assert err.value.status.code == 403 and "exceeded quota" in err.value.status.message
-    assert made < CONFIGMAPS
+    # At most the quota (the namespace's own kube-root-ca.crt counts too once the
+    # controller manager has made it, which on a loaded machine may come later).
+    assert made <= CONFIGMAPS
 
 
 def test_drift_of_every_kind_is_undone(control_plane: ControlPlane, cluster: KubernetesCluster,
