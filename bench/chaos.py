@@ -30,13 +30,11 @@ from tests.support.chaos import (
     wait_converged,
 )
 from tests.support.cove import make_server
-from tests.support.services import build_hello_image, push, start_registry
 
-from bench.common import emit, summary
+from bench.common import emit, example_in_a_registry, summary
 from cove.crashpoints import STEPS
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
-HELLO = "localhost/cove-bench/hello:latest"
 # The steps each change passes (a scale starts no release; scaling down starts nothing).
 STEPS_OF = {"deploy": STEPS, "config": STEPS, "rollback": STEPS,
             "scale-up": ("local.started", "local.routed"), "scale-down": ("local.routed",)}
@@ -65,10 +63,7 @@ def counted(target: Target, fault: Callable[..., dict[str, Any]], *args: Any,
 
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="cove-bench-chaos-"))
-    build_hello_image(HELLO)
-    registry = start_registry(root / "registry")
-    image = f"{registry.host}/examples/hello:1"
-    push(HELLO, image)
+    registry, image = example_in_a_registry(root)
     cove = make_server(root / "cove", COVE_LOCAL_REGISTRIES=registry.host)
     cove.start()
     crashes: dict[str, list[float]] = {}

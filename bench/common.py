@@ -10,7 +10,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.support.services import build_hello_image, hello_binary_path
+from tests.support.services import (
+    Registry,
+    build_hello_image,
+    hello_binary_path,
+    push,
+    start_registry,
+)
 
 from cove.adapters.engine import Engine
 from cove.adapters.runtime.local.podman import PodmanRuntime
@@ -26,6 +32,16 @@ def prepare() -> tuple[PodmanRuntime, Path]:
     runtime = PodmanRuntime(Engine(work / "engine"), FileLogs(work / "logs"),
                             install=secrets.token_hex(3), grace_seconds=2)
     return runtime, work
+
+
+def example_in_a_registry(root: Path) -> tuple[Registry, str]:
+    """The example image built and pushed to a registry of its own, started under `root`:
+    the registry and the image's reference there."""
+    build_hello_image(IMAGE)
+    registry = start_registry(root / "registry")
+    image = f"{registry.host}/examples/hello:1"
+    push(IMAGE, image)
+    return registry, image
 
 
 def spec(index: int, space: str = "bench", memory_mb: int = 128) -> InstanceSpec:
@@ -46,4 +62,5 @@ def emit(name: str, data: dict[str, Any]) -> None:
     sys.stdout.write("\n")
 
 
-__all__ = ["IMAGE", "emit", "hello_binary_path", "prepare", "spec", "summary"]
+__all__ = ["IMAGE", "emit", "example_in_a_registry", "hello_binary_path", "prepare", "spec",
+           "summary"]

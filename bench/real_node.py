@@ -23,13 +23,11 @@ from lightkube.codecs import from_dict
 from lightkube.resources.core_v1 import Pod
 from tests.support.cove import CliUser, CoveServer, make_server
 from tests.support.k8s import NODE_SCRIPT, RealNode, pools_file, start_real_node
-from tests.support.services import build_hello_image, push, start_registry
 
-from bench.common import emit, summary
+from bench.common import emit, example_in_a_registry, summary
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 DOMAIN = "apps.node.test"
-HELLO = "localhost/cove-bench/hello:latest"
 
 
 def timed(work: Callable[[], object]) -> float:
@@ -91,10 +89,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="cove-bench-node-"))
     build = timed(lambda: subprocess.run([str(NODE_SCRIPT), "build"], check=True,
                                          capture_output=True))
-    build_hello_image(HELLO)
-    registry = start_registry(root / "registry")
-    image = f"{registry.host}/examples/hello:1"
-    push(HELLO, image)
+    registry, image = example_in_a_registry(root)
     began = time.perf_counter()
     node = start_real_node(root / "k8s")
     usable = time.perf_counter() - began

@@ -18,13 +18,11 @@ from pathlib import Path
 
 import httpx
 from tests.support.cove import CliUser, CoveServer, make_server
-from tests.support.services import build_hello_image, push, start_registry
 
 from bench.cold_start import first_200
-from bench.common import emit, prepare, spec, summary
+from bench.common import emit, example_in_a_registry, prepare, spec, summary
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "7"))
-HELLO = "localhost/cove-bench/hello:latest"
 APP = "/v1/spaces/bench/apps/rel"
 
 
@@ -70,10 +68,7 @@ def scale(cove: CoveServer, user: CliUser, count: int) -> tuple[float, float]:
 
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="cove-bench-release-"))
-    build_hello_image(HELLO)
-    registry = start_registry(root / "registry")
-    image = f"{registry.host}/examples/hello:1"
-    push(HELLO, image)
+    registry, image = example_in_a_registry(root)
     runtime, _ = prepare()
     cove = make_server(root / "cove", COVE_LOCAL_REGISTRIES=registry.host)
     cove.start()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cove.adapters.runtime.local.pool import LocalPool
 from cove.adapters.runtime.logs import FileLogs
+from cove.domain.models import User
 from cove.services import apps, releases
 from tests.support.fakes import FakeHealth, FakeRouter, FakeRuntime
 from tests.support.services import wait_until
@@ -53,14 +54,21 @@ def test_a_change_returns_once_the_new_release_serves_and_the_old_retire_after(
     assert not world.local.retiring
 
 
-def test_an_instance_started_again_is_not_stopped_by_its_retirement(world: World) -> None:
-    """A release put back (its record failed) starts instances under the names that are
-    retiring: the retirement must not stop them."""
+def hello_with_retirements_held(world: World) -> tuple[User, list[Callable[[], None]]]:
+    """alice's app deployed; the retirements of later changes wait in the list returned
+    until the test runs them."""
     held: list[Callable[[], None]] = []
-    world.local._later = held.append  # retirements wait until the test runs them
+    world.local._later = held.append
     alice = world.user("alice")
     apps.create_app(world.ctx, alice, "alice", "hello")
     releases.deploy_image(world.ctx, alice, "alice", "hello", IMAGE)
+    return alice, held
+
+
+def test_an_instance_started_again_is_not_stopped_by_its_retirement(world: World) -> None:
+    """A release put back (its record failed) starts instances under the names that are
+    retiring: the retirement must not stop them."""
+    alice, held = hello_with_retirements_held(world)
     first = world.local.apps[("alice", "hello")]
     releases.set_config(world.ctx, alice, "alice", "hello", {"GREETING": "v2"})
     second = world.local.apps[("alice", "hello")]
@@ -74,11 +82,7 @@ def test_an_instance_started_again_is_not_stopped_by_its_retirement(world: World
 def test_instances_scaled_back_before_their_retirement_keep_serving(world: World) -> None:
     """Scaled down, then up again within the drain: the retiring instances were kept and
     routed, and their retirement then stopped them while they served."""
-    held: list[Callable[[], None]] = []
-    world.local._later = held.append
-    alice = world.user("alice")
-    apps.create_app(world.ctx, alice, "alice", "hello")
-    releases.deploy_image(world.ctx, alice, "alice", "hello", IMAGE)
+    alice, held = hello_with_retirements_held(world)
     releases.scale(world.ctx, alice, "alice", "hello", {"web": (3, None)})
     releases.scale(world.ctx, alice, "alice", "hello", {"web": (1, None)})
     releases.scale(world.ctx, alice, "alice", "hello", {"web": (3, None)})
@@ -91,11 +95,7 @@ def test_instances_scaled_back_before_their_retirement_keep_serving(world: World
 def test_a_start_waits_out_a_stop_under_the_same_name(world: World) -> None:
     """A rollback started instances under names whose retirement was stopping them: the
     stop took the new instance."""
-    held: list[Callable[[], None]] = []
-    world.local._later = held.append
-    alice = world.user("alice")
-    apps.create_app(world.ctx, alice, "alice", "hello")
-    releases.deploy_image(world.ctx, alice, "alice", "hello", IMAGE)
+    alice, held = hello_with_retirements_held(world)
     first = world.local.apps[("alice", "hello")]
     releases.set_config(world.ctx, alice, "alice", "hello", {"GREETING": "v2"})
     second = world.local.apps[("alice", "hello")]
