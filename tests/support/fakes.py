@@ -7,11 +7,12 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from cove.domain.checks import Check
 from cove.domain.errors import DeployFailed, ImageError
 from cove.ports.pool import AppState, Autoscaling, Pool, SpaceState
 from cove.ports.registry import Credentials, Destination, ImageResolver
 from cove.ports.router import Gone, HealthCheck, Route, Router
-from cove.ports.runtime import Instance, InstanceSpec, LogLine, Logs, Runtime, Stop
+from cove.ports.runtime import Instance, InstanceSpec, LogLine, Logs, Posture, Runtime, Stop
 
 
 @dataclass
@@ -64,6 +65,15 @@ class FakeRuntime:
     def run_once(self, spec: InstanceSpec, timeout: float) -> tuple[int, str]:
         self.started.append(spec.name)
         return self.once_exit_code, "ran once"
+
+    def posture(self, app_id: int) -> list[Posture]:
+        """Every instance as the restricted profile runs it, tagged with its release."""
+        return [Posture(i.process, 10001, True, True, True, True, True, 128, 250,
+                        f"release-{i.release}", False, instance=i.name)
+                for i in self.instances(app_id) if i.state == "running"]
+
+    def space_checks(self, space: str) -> list[Check]:
+        return []
 
     def crash(self, name: str, code: int = 3) -> None:
         self.running[name].state = "exited"

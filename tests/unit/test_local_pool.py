@@ -119,3 +119,17 @@ def test_a_start_waits_out_a_stop_under_the_same_name(world: World) -> None:
         work()
     assert {i.release for i in world.runtime.instances()} == {1}
     assert world.router.backends(1) == tuple(i.address for i in world.runtime.instances())
+
+
+def test_doctor_judges_what_serves_not_instances_being_retired(world: World) -> None:
+    """Right after a change the replaced instances drain in the background: `cove doctor`
+    counted them (half stopped: no uid, the old image) and failed a healthy app."""
+    alice, held = hello_with_retirements_held(world)
+    releases.scale(world.ctx, alice, "alice", "hello", {"web": (2, None)})
+    releases.set_config(world.ctx, alice, "alice", "hello", {"GREETING": "v2"})
+    assert len(world.runtime.instances()) == 4  # two serving, two retiring
+    serving = [f"release-{world.local.apps[('alice', 'hello')].release}"] * 2
+    assert sorted(p.image for p in world.local.posture("alice", "hello")) == serving
+    for work in held:
+        work()
+    assert sorted(p.image for p in world.local.posture("alice", "hello")) == serving

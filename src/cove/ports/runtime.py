@@ -121,6 +121,7 @@ class Posture:
     cpu_limit_millis: int | None
     image: str
     health_probe: bool  # the backend itself probes the instance's health
+    instance: str = ""  # the instance's name where the backend reports one per instance
 
 
 @runtime_checkable

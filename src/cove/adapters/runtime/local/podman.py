@@ -230,7 +230,7 @@ def _posture(data: dict[str, Any]) -> Posture:
         memory_limit_mb=(host.get("Memory") or 0) // 2**20 or None,
         cpu_limit_millis=cpu or None,
         image=data.get("ImageName") or data.get("Image", ""),
-        health_probe=False)
+        health_probe=False, instance=labels.get("cove.instance", data.get("Name", "")))
 
 
 def _instance(data: dict[str, Any]) -> Instance:

@@ -277,7 +277,11 @@ class LocalPool:
         state = self.apps.get((space, app))
         if state is None or not isinstance(self.runtime, Inspectable):
             return []
-        return self.runtime.posture(state.app_id)
+        # What serves: instances on their way out (drained in the background after a
+        # change) are no longer the app's, and may be half stopped.
+        with self._lock:
+            leaving = self.retiring | self.stopping
+        return [p for p in self.runtime.posture(state.app_id) if p.instance not in leaving]
 
     def space_checks(self, space: str) -> list[Check]:
         admission = Check("space", "admission", PASS, "instances are specified by Cove only "
