@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -13,6 +14,8 @@ from cove.ports.pool import AppState, Autoscaling, Pool, SpaceState
 from cove.ports.registry import Credentials, Destination, ImageResolver
 from cove.ports.router import Gone, HealthCheck, Route, Router
 from cove.ports.runtime import Instance, InstanceSpec, LogLine, Logs, Posture, Runtime, Stop
+
+START_LOCK = threading.Lock()
 
 
 @dataclass
@@ -36,9 +39,11 @@ class FakeRuntime:
     def start(self, spec: InstanceSpec) -> Instance:
         if self.fail_start:
             raise DeployFailed("injected start failure")
-        self.next_ip += 1
+        with START_LOCK:  # the pool starts instances from several threads at once
+            self.next_ip += 1
+            address = f"10.0.0.{self.next_ip}:8000"
         inst = Instance(spec.name, spec.app_id, spec.space, spec.app, spec.process, spec.index,
-                        spec.release, "running", f"10.0.0.{self.next_ip}:8000",
+                        spec.release, "running", address,
                         started_at=dt.datetime.now(dt.UTC), fingerprint=spec.fingerprint,
                         labels={"env": repr(sorted(spec.env.items()))})
         self.running[spec.name] = inst

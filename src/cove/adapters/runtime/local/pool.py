@@ -164,7 +164,9 @@ class LocalPool:
                 self.apps[app.key] = app
             self.sync_routes()
             crash_point("local.routed")
-            self._retire(app, [i.name for i in running if i.release != app.release])
+            # (The route names only the new release already: nothing to sync for these.)
+            self._retire(app, [i.name for i in running if i.release != app.release],
+                         routed=True)
         finally:
             with self._lock:
                 self.busy.discard(app.key)
@@ -389,8 +391,13 @@ class LocalPool:
         started: list[Instance] = []
         self._reclaim([s.name for s in specs])
         try:
-            for spec in specs:
-                started.append(self.runtime.start(spec))
+            # All at once: each start is a few engine commands that mostly wait.
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                starts = [pool.submit(self.runtime.start, spec) for spec in specs]
+            started += [f.result() for f in starts if f.exception() is None]
+            failed = next((f.exception() for f in starts if f.exception() is not None), None)
+            if failed is not None:
+                raise failed
             crash_point("local.started")
             with ThreadPoolExecutor(max_workers=8) as pool:
                 checks = {f"{inst.process}.{inst.index}":
@@ -449,7 +456,7 @@ class LocalPool:
             time.sleep(self.drain_seconds)
         self._stop_all(names)
 
-    def _retire(self, app: AppState, names: list[str]) -> None:
+    def _retire(self, app: AppState, names: list[str], routed: bool = False) -> None:
         """Take instances out of the route now, and drain and stop them in the background:
         a change is done once what should serve does (`cove ps` shows these stopping)."""
         if not names:
@@ -458,7 +465,7 @@ class LocalPool:
             serving = any(n in self.ready for n in names)
             self.ready.difference_update(names)
             self.retiring.update(names)
-        if serving:
+        if serving and not routed:
             self.sync_routes()
         self._later(lambda: self._finish_retiring(app, names))
 
