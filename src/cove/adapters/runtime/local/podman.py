@@ -42,18 +42,20 @@ class PodmanRuntime:
         self.firewall = HostFirewalls(install)
         self.logs = logs
         self.grace_seconds = grace_seconds
-        # Networks (and their firewall guards) made or checked by this process: a start
-        # need not ask the engine again (three commands, ~0.3 s). One removed behind
-        # Cove's back is made again when a start fails on it.
-        self._ensured: set[str] = set()
+        # Networks made or found by this process, with their bridges: a start need not ask
+        # the engine again (two commands, ~0.3 s). One removed behind Cove's back is made
+        # again when a start fails on it. The host firewall's guard is checked every time
+        # (a few iptables calls): a flushed rule comes back with the next start.
+        self._ensured: dict[str, str] = {}
 
     # -- spaces -----------------------------------------------------------------------------
 
     def ensure_space(self, space: str) -> None:
         name = network_name(self.install, space)
-        if name not in self._ensured:
-            self._ensure_network(name, f"cove.space={space}")
-            self._ensured.add(name)
+        if name in self._ensured:
+            self.firewall.guard(self._ensured[name])
+        else:
+            self._ensured[name] = self._ensure_network(name, f"cove.space={space}")
 
     def build_network(self) -> str:
         """The bridge builds' RUN steps use: like a space's, cut off from the spaces and
@@ -63,13 +65,16 @@ class PodmanRuntime:
         self._ensure_network(name, "cove.role=builds")
         return name
 
-    def _ensure_network(self, name: str, label: str) -> None:
+    def _ensure_network(self, name: str, label: str) -> str:
+        """Make the network if it is missing and guard its bridge; the bridge's name."""
         if self.engine.run("network", "exists", name, check=False).returncode != 0:
             # isolate=true: netavark drops traffic between isolated bridges, so spaces
             # cannot reach each other; the host (the router) still reaches every space.
             self.engine.run("network", "create", "--opt", "isolate=true",
                             "--label", f"{LABEL}={self.install}", "--label", label, name)
-        self.firewall.guard(self._interface(name))
+        interface = self._interface(name)
+        self.firewall.guard(interface)
+        return interface
 
     def _interface(self, network: str) -> str:
         return self.engine.run("network", "inspect", "--format", "{{.NetworkInterface}}",
@@ -77,7 +82,7 @@ class PodmanRuntime:
 
     def remove_space(self, space: str) -> None:
         name = network_name(self.install, space)
-        self._ensured.discard(name)
+        self._ensured.pop(name, None)
         if self.engine.run("network", "exists", name, check=False).returncode == 0:
             self.firewall.release(self._interface(name))
         self.engine.run("network", "rm", "--force", name, check=False)
@@ -130,7 +135,7 @@ class PodmanRuntime:
                                            f"{err.stderr.strip()}") from err
                     # Its network may have been removed behind Cove's back: check, then
                     # try once more.
-                    self._ensured.discard(network_name(self.install, spec.space))
+                    self._ensured.pop(network_name(self.install, spec.space), None)
                     self.ensure_space(spec.space)
         found = self._inspect([container])
         if not found:
