@@ -7,6 +7,7 @@ import os
 import resource
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -47,15 +48,17 @@ class PodmanRuntime:
         # again when a start fails on it. The host firewall's guard is checked every time
         # (a few iptables calls): a flushed rule comes back with the next start.
         self._ensured: dict[str, str] = {}
+        self._networks = threading.Lock()  # a rollout starts its instances at once
 
     # -- spaces -----------------------------------------------------------------------------
 
     def ensure_space(self, space: str) -> None:
         name = network_name(self.install, space)
-        if name in self._ensured:
-            self.firewall.guard(self._ensured[name])
-        else:
-            self._ensured[name] = self._ensure_network(name, f"cove.space={space}")
+        with self._networks:
+            if name in self._ensured:
+                self.firewall.guard(self._ensured[name])
+            else:
+                self._ensured[name] = self._ensure_network(name, f"cove.space={space}")
 
     def build_network(self) -> str:
         """The bridge builds' RUN steps use: like a space's, cut off from the spaces and
@@ -135,7 +138,8 @@ class PodmanRuntime:
                                            f"{err.stderr.strip()}") from err
                     # Its network may have been removed behind Cove's back: check, then
                     # try once more.
-                    self._ensured.pop(network_name(self.install, spec.space), None)
+                    with self._networks:
+                        self._ensured.pop(network_name(self.install, spec.space), None)
                     self.ensure_space(spec.space)
         found = self._inspect([container])
         if not found:
