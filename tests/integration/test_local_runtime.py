@@ -13,6 +13,7 @@ import httpx
 
 from cove.adapters.runtime.local.podman import PodmanRuntime
 from cove.adapters.runtime.local.spec import container_name
+from cove.ports.runtime import Instance
 from tests.integration.conftest import spec
 from tests.support.services import wait_until
 
@@ -114,6 +115,33 @@ def test_a_crash_is_reported_with_its_exit_code(runtime: PodmanRuntime,
         httpx.get(f"http://{inst.address}/crash", timeout=2)
     wait_until(lambda: runtime.instances()[0].state == "exited", 10, "exit")
     assert runtime.instances()[0].exit_code == 3
+
+
+def test_the_listing_says_what_inspecting_each_instance_says(runtime: PodmanRuntime,
+                                                             hello_image: str) -> None:
+    """Instances are listed from one `ps`, with addresses remembered from an earlier
+    inspect: running, crashed and restarted (a new address may come with it) alike."""
+    runtime.start(spec(hello_image, index=1))
+    crashing = runtime.start(spec(hello_image, index=2, env={"ALLOW_CRASH": "1"}))
+    runtime.instances()  # remembers both addresses
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.get(f"http://{crashing.address}/crash", timeout=2)
+    restarted = runtime.start(spec(hello_image, index=3))
+    runtime.engine.run("restart", container_name(runtime.install, restarted.name))
+    wait_until(lambda: {i.name: i.state for i in runtime.instances()}[crashing.name]
+               == "exited", 10, "the crash")
+
+    def fields(inst: Instance) -> tuple[object, ...]:
+        return (inst.name, inst.state, inst.address, inst.exit_code, inst.release,
+                inst.process, inst.index, inst.app_id, inst.fingerprint,
+                inst.started_at and int(inst.started_at.timestamp()))
+
+    listed = sorted(fields(i) for i in runtime.instances())
+    ids = runtime.engine.run("ps", "--all", "--quiet", "--no-trunc", "--filter",
+                             f"label=cove.install={runtime.install}").stdout.split()
+    assert listed == sorted(fields(i) for i in runtime._inspect(ids))
+    assert [i[2] for i in listed if i[0] == crashing.name] == [None]
+    assert all(i[2] for i in listed if i[0] != crashing.name)
 
 
 def test_memory_limit_is_enforced(runtime: PodmanRuntime, hello_image: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import resource
@@ -49,6 +50,10 @@ class PodmanRuntime:
         # (a few iptables calls): a flushed rule comes back with the next start.
         self._ensured: dict[str, str] = {}
         self._networks = threading.Lock()  # a rollout starts its instances at once
+        # A running instance's address, by container id and start time (unix seconds, as
+        # listed): an address does not change while a container runs.
+        self._addresses: dict[tuple[str, Any], str | None] = {}
+        self._cache = threading.Lock()
 
     # -- spaces -----------------------------------------------------------------------------
 
@@ -183,12 +188,27 @@ class PodmanRuntime:
                 (f"; its last lines: {said}" if said else " without writing anything"))
 
     def instances(self, app_id: int | None = None) -> list[Instance]:
-        args = ["ps", "--all", "--quiet", "--no-trunc", "--filter",
-                f"label={LABEL}={self.install}"]
+        """One listing; only instances started since the last one are inspected (for their
+        address: the listing has everything else). A pass every few seconds, and each
+        change, cost two engine commands each before."""
+        args = ["ps", "--all", "--format", "json", "--filter", f"label={LABEL}={self.install}"]
         if app_id is not None:
             args += ["--filter", f"label=cove.app_id={app_id}"]
-        ids = self.engine.run(*args).stdout.split()
-        return self._inspect(ids) if ids else []
+        listed: list[dict[str, Any]] = json.loads(self.engine.run(*args).stdout or "[]")
+        keys = {e["Id"]: (e["Id"], e.get("StartedAt")) for e in listed}
+        with self._cache:
+            known = {k: self._addresses[k] for k in keys.values() if k in self._addresses}
+        unknown = [e["Id"] for e in listed
+                   if e.get("State") == "running" and keys[e["Id"]] not in known]
+        for data in self._inspect_raw(unknown) if unknown else []:
+            if data["Id"] in keys:
+                known[keys[data["Id"]]] = _instance(data).address
+        with self._cache:
+            if app_id is None:  # a listing of all: forget the instances that are gone
+                self._addresses = known
+            else:
+                self._addresses.update(known)
+        return [_listed(e, known.get(keys[e["Id"]])) for e in listed]
 
     def _inspect(self, ids: list[str]) -> list[Instance]:
         return [_instance(c) for c in self._inspect_raw(ids)]
@@ -257,6 +277,28 @@ def _posture(data: dict[str, Any]) -> Posture:
         cpu_limit_millis=cpu or None,
         image=data.get("ImageName") or data.get("Image", ""),
         health_probe=False, instance=labels.get("cove.instance", data.get("Name", "")))
+
+
+def _listed(entry: dict[str, Any], address: str | None) -> Instance:
+    """An instance from `podman ps --format json` (no addresses there: `address`)."""
+    labels = entry.get("Labels") or {}
+    state = entry.get("State", "unknown")
+    started = entry.get("StartedAt") or 0
+    return Instance(
+        name=labels.get("cove.instance", (entry.get("Names") or [""])[0]),
+        app_id=int(labels.get("cove.app_id", "0")),
+        space=labels.get("cove.space", ""),
+        app=labels.get("cove.app", ""),
+        process=labels.get("cove.process", ""),
+        index=int(labels.get("cove.index", "0")),
+        release=int(labels.get("cove.release", "0")),
+        state=state,
+        address=address if state == "running" else None,
+        exit_code=entry.get("ExitCode") if state != "running" else None,
+        started_at=dt.datetime.fromtimestamp(started, dt.UTC) if started > 0 else None,
+        fingerprint=labels.get("cove.fingerprint", ""),
+        labels=labels,
+    )
 
 
 def _instance(data: dict[str, Any]) -> Instance:
