@@ -1,7 +1,9 @@
 """Instance cold start: start -> first HTTP 200, a hardened container vs a bare process.
 
 Both run the same binary and are polled the same way; the difference is what the
-container engine, isolation and limits cost at start-up.
+container engine, isolation and limits cost at start-up. Interleaved (a container, then
+the bare process, per round), after one warm-up round; medians with min/max and the load
+average.
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ def main() -> None:
     runtime, _ = prepare()
     binary = hello_binary_path()
     container, bare = [], []
+    load_before = os.getloadavg()[0]
     try:
-        for n in range(RUNS):
+        for n in range(RUNS + 1):  # round 0 warms up
             began = time.perf_counter()
             inst = runtime.start(spec(n + 1))
             first_200(f"http://{inst.address}/")
@@ -51,11 +54,16 @@ def main() -> None:
             bare.append(time.perf_counter() - began)
             proc.terminate()
             proc.wait()
+            if n == 0:
+                container.clear()
+                bare.clear()
     finally:
         runtime.remove_everything(1)
     c, b = summary(container), summary(bare)
     emit("cold_start", {"unit": "seconds", "container": c, "bare_process": b,
-                        "overhead_median": round(c["median"] - b["median"], 4)})
+                        "overhead_median": round(c["median"] - b["median"], 4),
+                        "load_average_1m": {"before": round(load_before, 2),
+                                            "after": round(os.getloadavg()[0], 2)}})
 
 
 if __name__ == "__main__":

@@ -281,11 +281,32 @@ def _posture(data: dict[str, Any]) -> Posture:
 
 def _listed(entry: dict[str, Any], address: str | None) -> Instance:
     """An instance from `podman ps --format json` (no addresses there: `address`)."""
-    labels = entry.get("Labels") or {}
-    state = entry.get("State", "unknown")
     started = entry.get("StartedAt") or 0
+    return _labelled(entry.get("Labels") or {}, (entry.get("Names") or [""])[0],
+                     entry.get("State", "unknown"), address, entry.get("ExitCode"),
+                     dt.datetime.fromtimestamp(started, dt.UTC) if started > 0 else None)
+
+
+def _instance(data: dict[str, Any]) -> Instance:
+    """An instance from `podman container inspect`."""
+    state = data["State"]
+    address = None
+    for net in (data.get("NetworkSettings", {}).get("Networks") or {}).values():
+        if net.get("IPAddress"):
+            address = f"{net['IPAddress']}:{PORT}"
+    started = None
+    if state.get("StartedAt") and not state["StartedAt"].startswith("0001"):
+        started = parse_time(state["StartedAt"])
+    return _labelled(data["Config"]["Labels"] or {}, data["Name"],
+                     state.get("Status", "unknown"), address, state.get("ExitCode"), started)
+
+
+def _labelled(labels: dict[str, str], name: str, state: str, address: str | None,
+              exit_code: int | None, started: dt.datetime | None) -> Instance:
+    """What Cove's labels say the container is, in the state the engine reports."""
+    running = state == "running"
     return Instance(
-        name=labels.get("cove.instance", (entry.get("Names") or [""])[0]),
+        name=labels.get("cove.instance", name),
         app_id=int(labels.get("cove.app_id", "0")),
         space=labels.get("cove.space", ""),
         app=labels.get("cove.app", ""),
@@ -293,35 +314,8 @@ def _listed(entry: dict[str, Any], address: str | None) -> Instance:
         index=int(labels.get("cove.index", "0")),
         release=int(labels.get("cove.release", "0")),
         state=state,
-        address=address if state == "running" else None,
-        exit_code=entry.get("ExitCode") if state != "running" else None,
-        started_at=dt.datetime.fromtimestamp(started, dt.UTC) if started > 0 else None,
-        fingerprint=labels.get("cove.fingerprint", ""),
-        labels=labels,
-    )
-
-
-def _instance(data: dict[str, Any]) -> Instance:
-    labels = data["Config"]["Labels"] or {}
-    state = data["State"]
-    address = None
-    for net in (data.get("NetworkSettings", {}).get("Networks") or {}).values():
-        if net.get("IPAddress") and state.get("Status") == "running":
-            address = f"{net['IPAddress']}:{PORT}"
-    started = None
-    if state.get("StartedAt") and not state["StartedAt"].startswith("0001"):
-        started = parse_time(state["StartedAt"])
-    return Instance(
-        name=labels.get("cove.instance", data["Name"]),
-        app_id=int(labels.get("cove.app_id", "0")),
-        space=labels.get("cove.space", ""),
-        app=labels.get("cove.app", ""),
-        process=labels.get("cove.process", ""),
-        index=int(labels.get("cove.index", "0")),
-        release=int(labels.get("cove.release", "0")),
-        state=state.get("Status", "unknown"),
-        address=address,
-        exit_code=state.get("ExitCode") if state.get("Status") != "running" else None,
+        address=address if running else None,
+        exit_code=None if running else exit_code,
         started_at=started,
         fingerprint=labels.get("cove.fingerprint", ""),
         labels=labels,
