@@ -2,8 +2,11 @@
 version.
 
 Cold: the dependency manifest changed, so dependencies are installed again. Warm: only
-code changed, so the dependency layer comes from the cache. Then 5 pushes of the Python
-example to 5 apps at once. The stack is built first if missing (not timed).
+code changed (Python and Express: no build runs, the code becomes a new layer of the last
+image; Go compiles with its modules from the cache). Per language, rounds of a cold and a
+warm push after a warm-up round (`BENCH_REPEATS`, default 5; `BENCH_LANGUAGES`, default
+all), medians with min/max and the load average. Then 5 pushes of the Python example to 5
+apps at once (one run). The stack is built first if missing (not timed).
 """
 
 from __future__ import annotations
@@ -22,11 +25,13 @@ import httpx
 from tests.support.apps import APPS, GIT_ENV, git
 from tests.support.cove import CliUser, CoveServer, make_server
 
-from bench.common import emit
+from bench.common import emit, summary
 from cove.adapters.builder.stacks import build_stack, stack_exists
 from cove.adapters.engine import Engine
 
 CODE = {"python": "app.py", "node": "server.js", "go": "main.go"}
+LANGUAGES = os.environ.get("BENCH_LANGUAGES", ",".join(CODE)).split(",")
+REPEATS = int(os.environ.get("BENCH_REPEATS", "5"))
 
 
 def checkout(root: Path, name: str, language: str = "python") -> Path:
@@ -80,20 +85,26 @@ def main() -> None:
         build_stack(engine, emit=lambda line: None)
     cove = make_server(root)
     cove.start()
+    load_before = os.getloadavg()[0]
     try:
         user = cove.user("bench")
         user.signup()
-        figures: dict[str, float] = {}
-        for language in CODE:
+        figures: dict[str, object] = {}
+        for language in LANGUAGES:
             user.run("apps", "create", language)
             work = checkout(root, language, language)
-            new_manifest(work, language)
-            cold = push_until_live(cove, user, language, work, "cold deploy", "first", language)
-            warm = push_until_live(cove, user, language, work, "warm deploy", "code only",
-                                   language)
-            figures.update({f"{language}_cold_push_to_200": round(cold, 2),
-                            f"{language}_warm_push_to_200": round(warm, 2),
-                            f"{language}_warm_over_cold": round(warm / cold, 3)})
+            cold, warm = [], []
+            for n in range(REPEATS + 1):  # round 0 warms up
+                new_manifest(work, language)
+                took = push_until_live(cove, user, language, work, f"cold deploy {n}",
+                                       "manifest", language)
+                cold.append(took)
+                warm.append(push_until_live(cove, user, language, work, f"warm deploy {n}",
+                                            "code only", language))
+            figures.update({f"{language}_cold_push_to_200": summary(cold[1:]),
+                            f"{language}_warm_push_to_200": summary(warm[1:]),
+                            f"{language}_warm_over_cold": summary(
+                                [w / c for w, c in zip(warm[1:], cold[1:], strict=True)])})
         works = []
         for n in range(5):
             user.run("apps", "create", f"par{n}")
@@ -107,7 +118,9 @@ def main() -> None:
         cove.teardown()
     emit("build_deploy", {"unit": "seconds", **figures,
                           "five_parallel_pushes_total": round(parallel, 2),
-                          "builds_at_once_per_space": 2})
+                          "builds_at_once_per_space": 2,
+                          "load_average_1m": {"before": round(load_before, 2),
+                                              "after": round(os.getloadavg()[0], 2)}})
 
 
 if __name__ == "__main__":

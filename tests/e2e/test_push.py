@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
+import subprocess
 import tarfile
 import uuid
 from pathlib import Path
@@ -175,7 +177,10 @@ def test_a_language_app_builds_on_the_stack_and_code_pushes_reuse_its_dependenci
     app.write_text(app.read_text().replace("says hi", "says hello"))
     with hammering(cove, host) as stats:
         second = user.run("push", language, str(source)).stdout
-    assert "Using cache" in second  # the dependency layer was not rebuilt
+    if language in ("python", "node"):  # the image ends with the code: no build runs
+        assert "only the code changed" in second
+    else:
+        assert "Using cache" in second  # the dependency layer was not rebuilt
     assert stats["failed"] == 0 and stats["ok"] > 5
     assert cove.app_get(host).text == answer.format("hello", "v2")
     # the app's image is the run image plus the app: no compilers or package managers
@@ -335,3 +340,67 @@ def test_a_cached_dependency_layer_gives_what_a_cold_build_gives(
     cove.start()
     user.run("push", "news", str(source))
     assert answers("news", "v2")
+
+
+def image_tree(engine: Engine, image: str) -> dict[str, tuple[object, ...]]:
+    """Every path of an image's filesystem: type, mode, owner, size, link, content."""
+    made = engine.run("create", "--pull=never", image).stdout.strip()
+    try:
+        out = subprocess.run([engine.binary, "export", made], capture_output=True,
+                             env=engine.env, check=True).stdout
+    finally:
+        engine.run("rm", made, check=False)
+    found = {}
+    with tarfile.open(fileobj=io.BytesIO(out)) as tar:
+        for m in tar.getmembers():
+            content = tar.extractfile(m) if m.isreg() else None
+            digest = hashlib.sha256(content.read()).hexdigest() if content else ""
+            found[m.name.rstrip("/")] = (m.type, m.mode, m.uid, m.gid, m.size, m.linkname,
+                                         digest)
+    return found
+
+
+def image_config(engine: Engine, image: str) -> dict[str, object]:
+    config = engine.json("image", "inspect", image)[0]["Config"]
+    config["Labels"] = {k: v for k, v in (config.get("Labels") or {}).items()
+                        if k != "cove.build-scope"}  # one per app: apps differ there
+    return config  # type: ignore[no-any-return]
+
+
+def test_a_code_only_push_gives_the_image_a_build_gives(cove: CoveServer, tmp_path: Path,
+                                                        stack: Stack) -> None:
+    """A push that changes only code skips the build: its image must be the one a build
+    of the same source makes, links kept as links."""
+    user = cove.tenant("quick", "fast", "full")
+    source = tmp_path / "python"
+    shutil.copytree(APPS / "python", source)
+    answer = LANGUAGES["python"][2]
+    first = user.run("push", "fast", str(source)).stdout
+    assert "only the code changed" not in first
+    (source / "app.py").write_text((source / "app.py").read_text().replace("says hi",
+                                                                           "says quickly"))
+    (source / "lib" / "empty").mkdir(parents=True)
+    (source / "tool.sh").write_text("#!/bin/sh\necho tool\n")
+    (source / "tool.sh").chmod(0o750)
+    (source / "libs").symlink_to("lib")  # (uploads refuse links out of the tree)
+    second = user.run("push", "fast", str(source)).stdout
+    assert "only the code changed" in second and "Using cache" not in second
+    assert cove.app_get("fast-quick.localhost").text == answer.format("quickly", "v2")
+    built = user.run("push", "full", str(source)).stdout  # another app: built in full
+    assert "only the code changed" not in built
+    engine = Engine(tmp_path / "engine")
+    fast, full = "localhost/cove-builds/quick/fast:build-2", \
+        "localhost/cove-builds/quick/full:build-1"
+    fast_tree, full_tree = image_tree(engine, fast), image_tree(engine, full)
+    assert fast_tree["app/libs"][0] == tarfile.SYMTYPE and fast_tree["app/libs"][5] == "lib"
+    assert fast_tree == full_tree
+    assert image_config(engine, fast) == image_config(engine, full)
+
+    # New dependencies are built; the app made again after destroy builds anew.
+    (source / "requirements.txt").write_text("six==1.16.0  # changed\n")
+    assert "only the code changed" not in user.run("push", "fast", str(source)).stdout
+    assert cove.app_get("fast-quick.localhost").text == answer.format("quickly", "v3")
+    user.run("apps", "destroy", "fast", "--yes")
+    user.run("apps", "create", "fast")
+    assert "only the code changed" not in user.run("push", "fast", str(source)).stdout
+    assert cove.app_get("fast-quick.localhost").text == answer.format("quickly", "v1")

@@ -3,6 +3,7 @@ clock, disk and output size."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from cove.adapters.builder import fastpath
 from cove.adapters.builder.archive import extract
 from cove.adapters.builder.buildpacks import Buildpack
 from cove.adapters.builder.dockerfile import BasePolicy, guard_dockerfile
@@ -71,6 +73,7 @@ class BuildahBuilder:
         return found
 
     def forget(self, repository: str) -> int:
+        self._record(f"{repository}:").unlink(missing_ok=True)
         listed = self.engine.run("images", "--format", "{{.Repository}}:{{.Tag}}",
                                  check=False)
         tags = [t for t in listed.stdout.split() if t.startswith(f"{repository}:")]
@@ -107,6 +110,14 @@ class BuildahBuilder:
         if missing:
             raise BuildFailed(f"the base image {missing[0]} is not in this machine's image "
                               "store")
+        try:
+            plan: fastpath.Plan | None = fastpath.plan(guarded.text, source)
+        except fastpath.NotEligible:
+            plan = None
+        if plan is not None:
+            image_id = self._code_only(plan, source, tag, emit)
+            if image_id is not None:
+                return BuiltImage(image_id, kind)
         self.sandbox.sync_bases({str(ids[b]): b for b in guarded.bases}, emit)
         self.sandbox.hand_over(source)
         cap = CACHE_FACTOR * limits.disk_mb * 2**20
@@ -131,9 +142,55 @@ class BuildahBuilder:
                 finally:  # the sandbox removes itself (--rm)
                     added = self.sandbox.written(scope, before, cap)
                 image_id = self.sandbox.import_image(Path(work), tag)
+                self._remember(tag, plan, Path(work) / "out" / "image")
         finally:
             self.sandbox.account(scope, added, cap)  # outside the space's lock: it may wipe
         return BuiltImage(image_id, kind)
+
+    # -- code-only changes (see fastpath) ---------------------------------------------------
+
+    def _record(self, tag: str) -> Path:
+        """What the app's last build leaves for a code-only change: under its repository."""
+        repository = tag.rsplit(":", 1)[0]
+        return self.sandbox.home / "code-only" / \
+            f"{hashlib.sha256(repository.encode()).hexdigest()[:32]}.json"
+
+    def _remember(self, tag: str, plan: fastpath.Plan | None, layout: Path) -> None:
+        record = self._record(tag)
+        image = fastpath.read_image(layout)
+        if plan is None or not fastpath.ends_with_source(image):
+            record.unlink(missing_ok=True)
+            return
+        record.parent.mkdir(exist_ok=True)
+        partial = record.with_suffix(f".{threading.get_ident()}")
+        partial.write_text(json.dumps({"key": plan.key, **image}))
+        partial.replace(record)
+
+    def _code_only(self, plan: fastpath.Plan, source: Path, tag: str,
+                   emit: Callable[[str], None]) -> str | None:
+        """The image of a code-only change without a build (None: build it)."""
+        try:
+            last = json.loads(self._record(tag).read_text())
+        except (OSError, ValueError):
+            return None
+        if last.get("key") != plan.key or not fastpath.ends_with_source(last):
+            return None
+        with tempfile.TemporaryDirectory(prefix="cove-code-", dir=self.sandbox.home) as work:
+            layer, layout = Path(work) / "layer.tar", Path(work) / "out" / "image"
+            try:
+                digest, size = fastpath.write_layer(source, layer, plan.uid, plan.gid)
+            except fastpath.NotEligible as why:
+                emit(f"-----> building: {why}")
+                return None
+            fastpath.write_image(layout, last, layer, digest, size)
+            try:
+                image_id = self.sandbox.import_image(Path(work), tag)
+            except BuildFailed:  # a layer it reuses is no longer stored
+                return None
+            self._remember(tag, plan, layout)
+        emit("-----> only the code changed since the last build: its dependency layers are "
+             "reused and the code is stored as a new layer (no build step runs)")
+        return image_id
 
     def _dockerfile(self, source: Path, emit: Callable[[str], None]) -> tuple[str, str]:
         """Which builder takes `source`, and the Dockerfile it builds with."""
