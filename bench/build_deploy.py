@@ -23,9 +23,9 @@ from pathlib import Path
 
 import httpx
 from tests.support.apps import APPS, GIT_ENV, git
-from tests.support.cove import CliUser, CoveServer, make_server
+from tests.support.cove import CliUser, CoveServer
 
-from bench.common import emit, summary
+from bench.common import bench_server, emit, summary
 from cove.adapters.builder.stacks import build_stack, stack_exists
 from cove.adapters.engine import Engine
 
@@ -83,7 +83,7 @@ def main() -> None:
     engine = Engine(root / "engine")
     if not stack_exists(engine):
         build_stack(engine, emit=lambda line: None)
-    cove = make_server(root)
+    cove = bench_server(root)
     cove.start()
     load_before = os.getloadavg()[0]
     try:

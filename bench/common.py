@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.support.cove import CoveServer, make_server
 from tests.support.services import (
     Registry,
     build_hello_image,
@@ -24,6 +25,13 @@ from cove.adapters.runtime.logs import FileLogs
 from cove.ports.runtime import InstanceSpec
 
 IMAGE = "localhost/cove-bench/hello:latest"
+# A server as it runs by default (the tests' servers reconcile every half second, which
+# keeps the engine busier than a real one).
+DEFAULT_INTERVALS = {"COVE_RECONCILE_INTERVAL": "2", "COVE_POOL_RECONCILE_INTERVAL": "30"}
+
+
+def bench_server(root: Path, **extra: str) -> CoveServer:
+    return make_server(root, **{**DEFAULT_INTERVALS, **extra})
 
 
 def prepare() -> tuple[PodmanRuntime, Path]:
@@ -62,5 +70,5 @@ def emit(name: str, data: dict[str, Any]) -> None:
     sys.stdout.write("\n")
 
 
-__all__ = ["IMAGE", "emit", "example_in_a_registry", "hello_binary_path", "prepare", "spec",
-           "summary"]
+__all__ = ["IMAGE", "bench_server", "emit", "example_in_a_registry", "hello_binary_path",
+           "prepare", "spec", "summary"]

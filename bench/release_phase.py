@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import httpx
-from tests.support.cove import CliUser, CoveServer, make_server
+from tests.support.cove import CliUser, CoveServer
 
 from bench.cold_start import first_200
-from bench.common import emit, example_in_a_registry, prepare, spec, summary
+from bench.common import bench_server, emit, example_in_a_registry, prepare, spec, summary
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "7"))
 APP = "/v1/spaces/bench/apps/rel"
@@ -70,7 +70,7 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="cove-bench-release-"))
     registry, image = example_in_a_registry(root)
     runtime, _ = prepare()
-    cove = make_server(root / "cove", COVE_LOCAL_REGISTRIES=registry.host)
+    cove = bench_server(root / "cove", COVE_LOCAL_REGISTRIES=registry.host)
     cove.start()
     figures: dict[str, list[float]] = {}
     try:

@@ -18,9 +18,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.support.cove import CoveServer, make_server
+from tests.support.cove import CoveServer
 
-from bench.common import emit, example_in_a_registry, summary
+from bench.common import bench_server, emit, example_in_a_registry, summary
 
 DURATION = os.environ.get("BENCH_DURATION", "5s")
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
@@ -82,7 +82,7 @@ def _children(pid: int) -> list[int]:
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="cove-bench-"))
     registry, image = example_in_a_registry(work)
-    cove = make_server(work / "cove")
+    cove = bench_server(work / "cove")
     cove.start()
     load_before = os.getloadavg()[0]
     rounds: dict[str, dict[str, list[dict[str, float]]]] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 import threading
@@ -25,6 +26,8 @@ from cove.domain.errors import BuildFailed, Invalid
 from cove.ports.builder import BuildLimits, BuiltImage, StackImage
 
 DOCKERFILES = ("Dockerfile", "Containerfile")
+FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?",
+                  re.MULTILINE | re.IGNORECASE)
 # What buildah says inside the sandbox that is not about the build (it has no syslog).
 SANDBOX_NOISE = frozenset({"failed to connect to syslog: Initialization"})
 # A space's build cache is dropped once it holds this many times the build disk limit.
@@ -39,6 +42,13 @@ def _limit_hit(tail: Iterable[str], limits: BuildLimits) -> str:
     if "can't fork" in text or "Resource temporarily unavailable" in text:
         return f" because it hit the limit of {limits.pids} processes"
     return ""
+
+
+def _plain_bases(dockerfile: str) -> set[str]:
+    """The images a Dockerfile's stages start from, where named without variables."""
+    found = FROM.findall(dockerfile)
+    stages = {stage.lower() for _, stage in found if stage}
+    return {ref for ref, _ in found if "$" not in ref and ref.lower() not in stages}
 
 
 def _size(n: int) -> str:
@@ -93,7 +103,8 @@ class BuildahBuilder:
     def build(self, source: Path, tag: str, limits: BuildLimits,
               emit: Callable[[str], None], scope: str = "") -> BuiltImage:
         kind, text = self._dockerfile(source, emit)
-        ids: dict[str, str | None] = {}  # each base looked up once per build
+        # Each base looked up once per build, those named plainly all at once.
+        ids: dict[str, str | None] = dict(self.sandbox.host_ids(_plain_bases(text)))
 
         def alias(ref: str) -> str:
             if ref not in ids:
@@ -182,9 +193,9 @@ class BuildahBuilder:
             except fastpath.NotEligible as why:
                 emit(f"-----> building: {why}")
                 return None
-            fastpath.write_image(layout, last, layer, digest, size)
+            made = fastpath.write_image(layout, last, layer, digest, size)
             try:
-                image_id = self.sandbox.import_image(Path(work), tag)
+                image_id = self.sandbox.import_image(Path(work), tag, made)
             except BuildFailed:  # a layer it reuses is no longer stored
                 return None
             self._remember(tag, plan, layout)

@@ -132,9 +132,10 @@ def write_layer(context: Path, dest: Path, uid: int, gid: int) -> tuple[str, int
 
 
 def write_image(layout: Path, previous: dict[str, Any], layer: Path, digest: str,
-                size: int) -> None:
+                size: int) -> str:
     """An OCI layout of the previous image (`manifest` and `config`) with its last layer
-    replaced by `layer`. Only the new blobs are written: the store has the others."""
+    replaced by `layer`; the image's id (its config's digest). Only the new blobs are
+    written: the store has the others."""
     blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     layer.rename(blobs / digest.removeprefix("sha256:"))
@@ -154,6 +155,7 @@ def write_image(layout: Path, previous: dict[str, Any], layer: Path, digest: str
     (layout / "index.json").write_text(json.dumps({"schemaVersion": 2,
                                                    "manifests": [described]}))
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return str(manifest["config"]["digest"]).removeprefix("sha256:")
 
 
 def _blob(blobs: Path, media_type: str, content: dict[str, Any]) -> dict[str, Any]:

@@ -115,6 +115,7 @@ class LocalPool:
         # start under the same name waits out: the stop would take the new instance).
         self.retiring: set[str] = set()
         self.stopping: set[str] = set()
+        self._moves = 0  # instances started or stopped by this pool, ever
         # How work that outlives a change runs: a thread of its own (tests: at once).
         self._later = later or (lambda work: threading.Thread(
             target=work, daemon=True, name="retire").start())
@@ -149,8 +150,8 @@ class LocalPool:
         with self._lock:
             self.busy.add(app.key)
         try:
-            running = self.runtime.instances(app.app_id)
             if previous is not None and previous.release == app.release:
+                running = self.runtime.instances(app.app_id)
                 with self._lock:
                     self.apps[app.key] = app
                 probes: list[Probe] = []
@@ -159,7 +160,12 @@ class LocalPool:
                 self.sync_routes()
                 crash_point("local.routed")
                 return
-            self._start_healthy(specs_for(app), app)
+            # What the new release replaces is listed while it starts (an engine command
+            # off the way to traffic); only other releases' instances are retired.
+            with ThreadPoolExecutor(max_workers=1) as lister:
+                listed = lister.submit(self.runtime.instances, app.app_id)
+                self._start_healthy(specs_for(app), app)
+                running = listed.result()
             with self._lock:
                 self.apps[app.key] = app
             self.sync_routes()
@@ -198,6 +204,8 @@ class LocalPool:
     def reconcile(self, apps: list[AppState], spaces: Sequence[SpaceState] = ()) -> int:
         """Every app in one pass: one listing of the instances, not one per app. (A
         space here is its network, made when the space is; nothing else drifts.)"""
+        with self._lock:
+            moves = self._moves
         running = self.runtime.instances()  # before the apps: see _orphans
         if not self._adopted:
             self._adopt(running)
@@ -219,7 +227,11 @@ class LocalPool:
         if orphans:
             log.info("removing %d orphaned instances", len(orphans))
             self._stop_all(orphans)
-        self.sync_routes()
+        # Nothing started or stopped since (by this pass or a deploy): the listing above
+        # is still what runs, and a pass every few seconds need not list twice.
+        with self._lock:
+            still = self._moves == moves
+        self.sync_routes(running if still else None)
         return changed + len(orphans)
 
     def _adopt(self, running: list[Instance]) -> None:
@@ -378,11 +390,20 @@ class LocalPool:
             return
         for spec in specs:
             try:
-                inst = self.runtime.start(spec)
+                inst = self._start_one(spec)
             except Exception as err:  # keep reconciling the other instances
                 log.warning("could not start %s: %s", spec.name, err)
                 continue
             probes.append((inst, app))
+
+    def _start_one(self, spec: InstanceSpec) -> Instance:
+        self._moved()
+        return self.runtime.start(spec)
+
+    def _moved(self) -> None:
+        """An instance is about to start or stop: listings made before are stale."""
+        with self._lock:
+            self._moves += 1
 
     def _start_healthy(self, specs: list[InstanceSpec], app: AppState) -> list[Instance]:
         """Start every spec; web instances must pass the health check within the app's
@@ -393,7 +414,7 @@ class LocalPool:
         try:
             # All at once: each start is a few engine commands that mostly wait.
             with ThreadPoolExecutor(max_workers=8) as pool:
-                starts = [pool.submit(self.runtime.start, spec) for spec in specs]
+                starts = [pool.submit(self._start_one, spec) for spec in specs]
             started += [f.result() for f in starts if f.exception() is None]
             failed = next((f.exception() for f in starts if f.exception() is not None), None)
             if failed is not None:
@@ -506,17 +527,19 @@ class LocalPool:
         if not names:
             return
         with ThreadPoolExecutor(max_workers=8) as pool:
+            self._moved()
             list(pool.map(lambda n: self.runtime.stop(n, self.grace_seconds), names))
 
     # -- routing ----------------------------------------------------------------------------
 
-    def routes(self) -> list[Route]:
-        """One route per app: its hostnames to its ready web instances of its release."""
+    def routes(self, running: list[Instance] | None = None) -> list[Route]:
+        """One route per app: its hostnames to its ready web instances of its release
+        (of those `running`, listed now if not given)."""
         with self._lock:
             apps = list(self.apps.values())
             ready = set(self.ready)
         by_app: dict[int, list[tuple[int, str]]] = {}
-        for inst in self.runtime.instances():
+        for inst in self.runtime.instances() if running is None else running:
             if inst.process == WEB and inst.name in ready and inst.address \
                     and inst.state == "running":
                 by_app.setdefault(inst.app_id, []).append((inst.release, inst.address))
@@ -530,8 +553,8 @@ class LocalPool:
             routes.append(Route(app.app_id, hosts, _serving(app, by_app.get(app.app_id, []))))
         return routes
 
-    def sync_routes(self) -> bool:
+    def sync_routes(self, running: list[Instance] | None = None) -> bool:
         """Point the router at what should serve now; True if anything changed. Computing
         and applying happen under one lock, so a stale computation never wins."""
         with self._routes_lock:
-            return self.router.apply(self.routes())
+            return self.router.apply(self.routes(running))
