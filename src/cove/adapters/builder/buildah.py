@@ -84,8 +84,10 @@ class BuildahBuilder:
 
     def forget(self, repository: str) -> int:
         self._record(f"{repository}:").unlink(missing_ok=True)
+        # Only the app's repository: listing every image of a store that holds many
+        # takes seconds.
         listed = self.engine.run("images", "--format", "{{.Repository}}:{{.Tag}}",
-                                 check=False)
+                                 "--filter", f"reference={repository}", check=False)
         tags = [t for t in listed.stdout.split() if t.startswith(f"{repository}:")]
         for tag in tags:  # an image still used elsewhere only loses the tag
             self.engine.run("rmi", tag, check=False)
