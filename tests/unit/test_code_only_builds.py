@@ -50,6 +50,12 @@ def test_node_without_a_build_script_may_skip_its_build(tmp_path: Path) -> None:
     ("a wildcard", {"a": ""}, "FROM x\nCOPY *.txt /x/\nCOPY . /app\n"),
     ("a directory", {"d/a": ""}, "FROM x\nCOPY d /d\nCOPY . /app\n"),
     ("outside", {"a": ""}, "FROM x\nCOPY ../a /a\nCOPY . /app\n"),
+    # A tenant's Dockerfile the build would refuse: never a crash, always the build's verdict.
+    ("a bare COPY", {"a": ""}, "FROM x\nCOPY\nCOPY . /app\n"),
+    ("a COPY without a source", {"a": ""}, "FROM x\nCOPY --chown=1 /x\nCOPY . /app\n"),
+    ("an open quote", {"a": ""}, 'FROM x\nCOPY "a b /x\nCOPY . /app\n'),
+    ("another escape", {"a": ""}, "# escape=`\nFROM x\nCOPY a /a\nCOPY . /app\n"),
+    ("a heredoc", {"a": ""}, "FROM x\nCOPY <<EOF /x\nhi\nEOF\nCOPY . /app\n"),
 ])
 def test_what_must_be_built(tmp_path: Path, why: str, files: dict[str, str],
                             dockerfile: str) -> None:

@@ -30,6 +30,7 @@ from typing import IO, Any
 FINAL_COPY = re.compile(r"COPY(?: --chown=(\d+)(?::(\d+))?)? \. /app/?")
 METADATA = frozenset({"ENV", "USER", "CMD", "ENTRYPOINT", "LABEL", "EXPOSE", "STOPSIGNAL"})
 IGNORE_FILES = (".dockerignore", ".containerignore")
+ESCAPE = re.compile(r"^\s*#\s*escape\s*=", re.MULTILINE | re.IGNORECASE)
 LAYER = "application/vnd.oci.image.layer.v1.tar"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -48,10 +49,14 @@ class Plan:
 
 
 def plan(dockerfile: str, context: Path) -> Plan:
-    """Whether a code-only change of this source can skip the build, and under what key."""
+    """Whether a code-only change of this source can skip the build, and under what key.
+    Read line by line: anything that reading cannot be sure of (continued lines, another
+    escape character, heredocs, a step it cannot parse) means a build."""
     for name in IGNORE_FILES:
         if os.path.lexists(context / name):
             raise NotEligible(f"{name} decides what is copied")
+    if ESCAPE.search(dockerfile) or "<<" in dockerfile:
+        raise NotEligible("another escape character, or a heredoc")
     lines = [line.strip() for line in dockerfile.splitlines()
              if line.strip() and not line.strip().startswith("#")]
     if any(line.endswith("\\") for line in lines):
@@ -64,19 +69,31 @@ def plan(dockerfile: str, context: Path) -> Plan:
     if copy is None:
         raise NotEligible("the image does not end with `COPY . /app`")
     digest = hashlib.sha256(dockerfile.encode())
-    for i, line in enumerate(lines):
-        word = line.split()[0].upper()
-        if i == writes[-1] or word not in ("COPY", "ADD"):
-            continue
-        if word == "ADD" or line.split()[1].startswith("["):
-            raise NotEligible(f"a step reads the source: {line}")
-        words = shlex.split(line)[1:]
-        if any(w.startswith("--from=") for w in words):
-            continue  # from another stage: covered by that stage's own steps
-        for source in [w for w in words if not w.startswith("--")][:-1]:
+    for line in lines[:writes[-1]]:
+        for source in _sources(line):
             digest.update(b"\0" + source.encode() + b"\0" + _file_digest(context, source))
     uid = int(copy.group(1) or 0)
     return Plan(digest.hexdigest(), uid, int(copy.group(2) or uid))
+
+
+def _sources(line: str) -> list[str]:
+    """What a step reads from the source (nothing for steps other than COPY, and for a
+    COPY from another stage: that stage's own steps account for it)."""
+    word = line.split()[0].upper()
+    if word not in ("COPY", "ADD"):
+        return []
+    if word == "ADD" or line[4:].lstrip().startswith("["):
+        raise NotEligible(f"a step reads the source: {line}")
+    try:
+        words = shlex.split(line)[1:]
+    except ValueError:
+        raise NotEligible(f"cannot read {line}") from None
+    if any(w.startswith("--from=") for w in words):
+        return []
+    paths = [w for w in words if not w.startswith("--")]
+    if len(paths) < 2:
+        raise NotEligible(f"cannot read {line}")
+    return paths[:-1]
 
 
 def _file_digest(context: Path, name: str) -> bytes:
