@@ -14,18 +14,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
-from tests.support.apps import APPS, GIT_ENV, git
+from tests.support.apps import APPS, git
 from tests.support.cove import CliUser, CoveServer
 
-from bench.common import bench_server, emit, summary
+from bench.common import bench_server, emit, summary, timed_push
 from cove.adapters.builder.stacks import build_stack, stack_exists
 from cove.adapters.engine import Engine
 
@@ -62,20 +60,8 @@ def push_until_live(cove: CoveServer, user: CliUser, app: str, work: Path, marke
     git(work, "add", ".")
     git(work, "commit", "-qm", message)
     url = f"{cove.url.replace('://', f'://{user.name}:{user.token}@')}/git/{user.name}/{app}.git"
-    host = f"{app}-{user.name}.localhost"
-    began = time.perf_counter()
-    # The new version may answer before the push returns (the old one drains meanwhile).
-    push = subprocess.Popen(["git", "push", "-q", url, "main"], cwd=work,
-                            env=dict(os.environ, **GIT_ENV), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    while marker not in httpx.get(cove.url, headers={"Host": host}).text:
-        if push.poll() not in (None, 0):
-            raise RuntimeError(f"git push failed: {push.communicate()[1]}")
-        time.sleep(0.05)
-    live = time.perf_counter() - began
-    if push.wait() != 0:
-        raise RuntimeError(f"git push failed: {push.communicate()[1]}")
-    return live
+    return timed_push(work, url, "main", cove.url, {"Host": f"{app}-{user.name}.localhost"},
+                      marker)
 
 
 def main() -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import httpx
+from tests.support.apps import GIT_ENV
 from tests.support.cove import CoveServer, make_server
 from tests.support.services import (
     Registry,
@@ -59,6 +65,29 @@ def spec(index: int, space: str = "bench", memory_mb: int = 128) -> InstanceSpec
                         tmp_size_mb=16)
 
 
+def timed_push(work: Path, remote: str, refspec: str, url: str, headers: dict[str, str],
+               answer: str, within: float = 900) -> float:
+    """Seconds from `git push` of `work` to `url` answering with `answer`. The new version
+    may answer before the push returns (the old one drains meanwhile)."""
+    began = time.perf_counter()
+    push = subprocess.Popen(["git", "push", "-q", "--force", remote, refspec], cwd=work,
+                            env=dict(os.environ, **GIT_ENV), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    while True:
+        with suppress(httpx.HTTPError):
+            if answer in httpx.get(url, headers=headers, timeout=5).text:
+                break
+        if push.poll() not in (None, 0):
+            raise RuntimeError(f"git push failed: {push.communicate()[1]}")
+        if time.perf_counter() - began > within:
+            raise TimeoutError(f"{url} never answered with {answer}")
+        time.sleep(0.05)
+    live = time.perf_counter() - began
+    if push.wait() != 0:
+        raise RuntimeError(f"git push failed: {push.communicate()[1]}")
+    return live
+
+
 def summary(samples: list[float]) -> dict[str, float]:
     ordered = sorted(samples)
     return {"median": round(statistics.median(ordered), 4), "min": round(ordered[0], 4),
@@ -71,4 +100,4 @@ def emit(name: str, data: dict[str, Any]) -> None:
 
 
 __all__ = ["IMAGE", "bench_server", "emit", "example_in_a_registry", "hello_binary_path",
-           "prepare", "spec", "summary"]
+           "prepare", "spec", "summary", "timed_push"]

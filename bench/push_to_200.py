@@ -17,24 +17,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
-import httpx
+from tests.support.apps import git
 
-from bench.common import bench_server, emit, summary
+from bench.common import bench_server, emit, summary, timed_push
 
 APP = Path(__file__).parent / "apps" / "flask"
-GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
-           "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost"}
-
-
-def git(work: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=work, check=True, env=dict(os.environ, **GIT_ENV),
-                   capture_output=True)
 
 
 def push_until_live(work: Path, remote: str, branch: str, url: str, host: str | None,
@@ -46,26 +37,8 @@ def push_until_live(work: Path, remote: str, branch: str, url: str, host: str | 
             manifest.write(f"# {uuid.uuid4().hex}\n")
     git(work, "add", ".")
     git(work, "commit", "-qm", marker)
-    headers = {"Host": host} if host else {}
-    began = time.perf_counter()
-    push = subprocess.Popen(["git", "push", "-q", "--force", remote, f"HEAD:{branch}"], cwd=work,
-                            env=dict(os.environ, **GIT_ENV), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    while True:
-        try:
-            if f"says {marker}" in httpx.get(url, headers=headers, timeout=5).text:
-                break
-        except httpx.HTTPError:
-            pass
-        if push.poll() not in (None, 0):
-            raise RuntimeError(f"git push failed: {push.communicate()[1]}")
-        if time.perf_counter() - began > 900:
-            raise TimeoutError(f"{url} never answered with {marker}")
-        time.sleep(0.05)
-    live = time.perf_counter() - began
-    if push.wait() != 0:
-        raise RuntimeError(f"git push failed: {push.communicate()[1]}")
-    return live
+    return timed_push(work, remote, f"HEAD:{branch}", url, {"Host": host} if host else {},
+                      f"says {marker}")
 
 
 def measure(remote: str, branch: str, url: str, host: str | None,

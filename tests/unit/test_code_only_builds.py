@@ -103,10 +103,3 @@ def test_a_special_file_means_a_build(tmp_path: Path) -> None:
     with pytest.raises(fastpath.NotEligible, match="special"):
         fastpath.write_layer(source, tmp_path / "layer.tar", 0, 0)
 
-
-def test_the_bases_looked_up_at_once_are_images_not_stages_or_variables() -> None:
-    from cove.adapters.builder.buildah import _plain_bases
-
-    text = ("FROM example/build:1 AS build\nFROM build AS test\n"
-            "from --platform=linux/amd64 example/run:1\nFROM base:$TAG\nCOPY --from=build a b\n")
-    assert _plain_bases(text) == {"example/build:1", "example/run:1"}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import subprocess
 import tempfile
 import threading
@@ -26,8 +25,6 @@ from cove.domain.errors import BuildFailed, Invalid
 from cove.ports.builder import BuildLimits, BuiltImage, StackImage
 
 DOCKERFILES = ("Dockerfile", "Containerfile")
-FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?",
-                  re.MULTILINE | re.IGNORECASE)
 # What buildah says inside the sandbox that is not about the build (it has no syslog).
 SANDBOX_NOISE = frozenset({"failed to connect to syslog: Initialization"})
 # A space's build cache is dropped once it holds this many times the build disk limit.
@@ -42,13 +39,6 @@ def _limit_hit(tail: Iterable[str], limits: BuildLimits) -> str:
     if "can't fork" in text or "Resource temporarily unavailable" in text:
         return f" because it hit the limit of {limits.pids} processes"
     return ""
-
-
-def _plain_bases(dockerfile: str) -> set[str]:
-    """The images a Dockerfile's stages start from, where named without variables."""
-    found = FROM.findall(dockerfile)
-    stages = {stage.lower() for _, stage in found if stage}
-    return {ref for ref, _ in found if "$" not in ref and ref.lower() not in stages}
 
 
 def _size(n: int) -> str:
@@ -83,7 +73,7 @@ class BuildahBuilder:
         return found
 
     def forget(self, repository: str) -> int:
-        self._record(f"{repository}:").unlink(missing_ok=True)
+        self._record(repository).unlink(missing_ok=True)
         # Only the app's repository: listing every image of a store that holds many
         # takes seconds.
         listed = self.engine.run("images", "--format", "{{.Repository}}:{{.Tag}}",
@@ -105,8 +95,9 @@ class BuildahBuilder:
     def build(self, source: Path, tag: str, limits: BuildLimits,
               emit: Callable[[str], None], scope: str = "") -> BuiltImage:
         kind, text = self._dockerfile(source, emit)
-        # Each base looked up once per build, those named plainly all at once.
-        ids: dict[str, str | None] = dict(self.sandbox.host_ids(_plain_bases(text)))
+        # Each base looked up once per build; the local ones builds may use (the stacks)
+        # all at once, the guard asks for the others as it reads the FROM lines.
+        ids: dict[str, str | None] = dict(self.sandbox.host_ids(set(self.policy.local)))
 
         def alias(ref: str) -> str:
             if ref not in ids:
@@ -162,14 +153,14 @@ class BuildahBuilder:
 
     # -- code-only changes (see fastpath) ---------------------------------------------------
 
-    def _record(self, tag: str) -> Path:
-        """What the app's last build leaves for a code-only change: under its repository."""
-        repository = tag.rsplit(":", 1)[0]
+    def _record(self, repository: str) -> Path:
+        """What the app's last build leaves for a code-only change (`repository`: the
+        app's images, a tag without its `:build-N`)."""
         return self.sandbox.home / "code-only" / \
             f"{hashlib.sha256(repository.encode()).hexdigest()[:32]}.json"
 
     def _remember(self, tag: str, plan: fastpath.Plan | None, layout: Path) -> None:
-        record = self._record(tag)
+        record = self._record(tag.rsplit(":", 1)[0])
         image = fastpath.read_image(layout)
         if plan is None or not fastpath.ends_with_source(image):
             record.unlink(missing_ok=True)
@@ -183,7 +174,7 @@ class BuildahBuilder:
                    emit: Callable[[str], None]) -> str | None:
         """The image of a code-only change without a build (None: build it)."""
         try:
-            last = json.loads(self._record(tag).read_text())
+            last = json.loads(self._record(tag.rsplit(":", 1)[0]).read_text())
         except (OSError, ValueError):
             return None
         if last.get("key") != plan.key or not fastpath.ends_with_source(last):

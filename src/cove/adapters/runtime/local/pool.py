@@ -526,8 +526,8 @@ class LocalPool:
             self.ready.difference_update(names)
         if not names:
             return
+        self._moved()
         with ThreadPoolExecutor(max_workers=8) as pool:
-            self._moved()
             list(pool.map(lambda n: self.runtime.stop(n, self.grace_seconds), names))
 
     # -- routing ----------------------------------------------------------------------------
