@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import pwd
 import signal
@@ -22,18 +23,23 @@ from cove.adapters.router.nginx.render import (
 from cove.domain.errors import RouteRefused
 from cove.ports.router import Route
 
+log = logging.getLogger(__name__)
 
 class NginxError(Exception):
     pass
 
 
 class NginxRouter:
-    def __init__(self, config: RouterConfig, binary: str = "nginx") -> None:
+    def __init__(self, config: RouterConfig, binary: str = "nginx",
+                 watch_every: float = 0.2) -> None:
         self.config = config
         self.binary = binary
         self.prefix = Path(config.prefix)
         self.conf = self.prefix / "nginx.conf"
+        self.watch_every = watch_every
         self._lock = threading.Lock()
+        self._unwatched = threading.Event()
+        self._watchdog: threading.Thread | None = None
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.prefix / "tmp" / sub).mkdir(parents=True, exist_ok=True)
         if config.user and os.geteuid() == 0:
@@ -72,7 +78,34 @@ class NginxRouter:
             elif changed:
                 self._reload(pid)
             self._wait_serving(generation_of(text))
+            self._watch()
         return changed
+
+    def _watch(self) -> None:
+        """Once this router has applied routes, a thread starts the master again with the
+        last configuration whenever it dies (SIGKILL, SIGTERM, a crash): apps must not wait
+        for the next apply, which comes with a pool's pass (and not at all if that pass
+        fails before it reaches the routes)."""
+        if self._watchdog is not None and self._watchdog.is_alive():
+            return
+        self._unwatched.clear()
+        self._watchdog = threading.Thread(target=self._keep_alive, name="router-watchdog",
+                                          daemon=True)
+        self._watchdog.start()
+
+    def _keep_alive(self) -> None:
+        while not self._unwatched.wait(self.watch_every):
+            if self.pid() is not None:
+                continue
+            with self._lock:
+                if self._unwatched.is_set() or self.pid() is not None:
+                    continue
+                try:
+                    self._start()
+                    self._wait_serving(generation_of(self.conf.read_text()))
+                    log.warning("the router's master had died: started again")
+                except Exception:
+                    log.exception("starting the router again failed (tried again shortly)")
 
     def _wait_serving(self, generation: str, timeout: float = 5) -> None:
         """Until nginx answers with this configuration (old workers may linger a moment)."""
@@ -128,6 +161,7 @@ class NginxRouter:
             _signal(pid, signal.SIGKILL)
 
     def stop(self) -> None:
+        self._unwatched.set()  # (a stopped router is not one that died)
         pid = self.pid()
         if pid is None:
             return
