@@ -281,6 +281,30 @@ def test_builds_left_running_by_a_stopped_server_end_recorded_as_failed(world: W
     assert builds.fail_interrupted(world.ctx) == 0
 
 
+def test_a_build_whose_release_was_recorded_before_the_server_stopped_succeeded(
+        world: World) -> None:
+    """The server died after the build's release was recorded (it serves) but before the
+    build was: the build was then recorded failed, "nothing of it was released"."""
+    from cove.domain.builds import RUNNING, SUCCEEDED
+    from cove.services import builds
+
+    deployed(world)
+    with world.ctx.store.unit_of_work() as uow:
+        space = uow.spaces.by_name("alice")
+        assert space is not None
+        app = uow.apps.get(space.id, "hello")
+        assert app is not None
+        build = uow.builds.add(app.id, "alice", RUNNING)
+        uow.commit()
+    released = releases.deploy_built_image(
+        world.ctx, alice(world), "alice", "hello", builds.release_label(build.number), IMAGE2,
+        {"web": None}, f"Build {build.number}")
+    assert builds.fail_interrupted(world.ctx) == 0
+    [after] = builds.list_builds(world.ctx, alice(world), "alice", "hello")
+    assert after.status == SUCCEEDED and after.release_version == released.version, after
+    assert after.finished_at is not None and not after.error
+
+
 def test_a_change_applied_is_reported_applied_even_if_its_aftermath_fails(
         world: World) -> None:
     """`config set` answered 500 although the release was recorded and served: once the

@@ -86,8 +86,8 @@ class Builds(Protocol):
     def get(self, app_id: int, number: int) -> Build | None: ...
     def of_app(self, app_id: int) -> list[Build]: ...
 
-    def fail_running(self, error: str) -> int:
-        """Record every build still marked running as failed with `error`; how many."""
+    def running(self) -> list[Build]:
+        """Every build still marked running, of any app."""
         ...
 
 

@@ -86,19 +86,36 @@ def push_source(ctx: Context, user: User, space_name: str, app_name: str,
         destination, scope, emit))
 
 
+def release_label(number: int) -> str:
+    """What a build's release names as its image (and how a restart finds it)."""
+    return f"build {number}"
+
+
 INTERRUPTED = ("interrupted: the Cove server stopped while it ran (nothing of it was "
                "released); push again")
 
 
 def fail_interrupted(ctx: Context) -> int:
     """At start: builds the previous server process left running ended with it (their
-    sandboxes go too: a build nobody waits for must not hold a slot's resources)."""
+    sandboxes go too: a build nobody waits for must not hold a slot's resources). One
+    whose release was recorded before the server stopped succeeded; the others failed.
+    How many failed."""
     if ctx.builder is not None:
         ctx.builder.remove_interrupted()
+    failed = 0
     with ctx.store.unit_of_work() as uow:
-        count = uow.builds.fail_running(INTERRUPTED)
+        for build in uow.builds.running():
+            released = [r.version for r in uow.releases.of_app(build.app_id)
+                        if r.image == release_label(build.number)]
+            if released:
+                build.status, build.release_version = SUCCEEDED, released[0]
+            else:
+                build.status, build.error = FAILED, INTERRUPTED
+                failed += 1
+            build.finished_at = now()
+            uow.builds.save(build)
         uow.commit()
-    return count
+    return failed
 
 
 def _builds_quota(ctx: Context, space_id: int) -> int:
@@ -150,7 +167,7 @@ def _run(ctx: Context, builder: Builder, user: User, space: Space, app_name: str
             image = f"{pull}@{digest}"
         emit(f"-----> releasing build {build.number}")
         release = deploy_built_image(ctx, user, space_name, app_name,
-                                     f"build {build.number}", image, processes,
+                                     release_label(build.number), image, processes,
                                      f"Build {build.number} ({built.builder})")
         build.status, build.release_version = SUCCEEDED, release.version
         message = f"build {build.number} succeeded: released v{release.version}"

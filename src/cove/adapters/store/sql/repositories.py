@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
 from cove.adapters.store.sql import tables as t
-from cove.domain.builds import FAILED, RUNNING, Build
+from cove.domain.builds import RUNNING, Build
 from cove.domain.models import (
     App,
     AuditEvent,
@@ -332,7 +332,6 @@ class SqlBuilds(_Repo):
                                  .order_by(t.builds.c.number.desc())).mappings()
         return [_build(r) for r in rows]
 
-    def fail_running(self, error: str) -> int:
-        result = self.conn.execute(t.builds.update().where(t.builds.c.status == RUNNING)
-                                   .values(status=FAILED, error=error, finished_at=now()))
-        return int(result.rowcount or 0)
+    def running(self) -> list[Build]:
+        rows = self.conn.execute(t.builds.select().where(t.builds.c.status == RUNNING))
+        return [_build(r) for r in rows.mappings()]
