@@ -29,9 +29,8 @@ from tests.support.chaos import (
     load,
     wait_converged,
 )
-from tests.support.cove import make_server
 
-from bench.common import emit, example_in_a_registry, summary
+from bench.common import bench_server, emit, example_in_a_registry, summary
 from cove.crashpoints import STEPS
 
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
@@ -64,7 +63,7 @@ def counted(target: Target, fault: Callable[..., dict[str, Any]], *args: Any,
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="cove-bench-chaos-"))
     registry, image = example_in_a_registry(root)
-    cove = make_server(root / "cove", COVE_LOCAL_REGISTRIES=registry.host)
+    cove = bench_server(root / "cove", COVE_LOCAL_REGISTRIES=registry.host)
     cove.start()
     crashes: dict[str, list[float]] = {}
     baselines: dict[str, list[float]] = {}
