@@ -17,5 +17,5 @@ from tests.support.services import ROOT
     [str(Path(sys.executable).parent / "lint-imports")],
 ], ids=["ruff", "mypy", "import-linter"])
 def test_the_tree_passes(command: list[str]) -> None:
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=500)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -147,14 +147,14 @@ def test_doctor_fails_when_isolation_is_broken(cove: CoveServer, registry: Regis
                             "{{.NetworkInterface}}", network], capture_output=True, text=True,
                            env=dict(os.environ, CONTAINERS_CONF=str(cove.home / "engine" /
                                                                     "containers.conf")),
-                           check=True).stdout.strip()
+                           check=True, timeout=60).stdout.strip()
     jump = ["INPUT", "-i", iface, "-j", f"COVE-{install}-HOST"]
-    subprocess.run(["iptables", "-w", "-D", *jump], check=True)
+    subprocess.run(["iptables", "-w", "-D", *jump], check=True, timeout=60)
     try:
         proc = olga.run("doctor", "site", "--json", ok=False)
         checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
         assert checks["network isolation"]["status"] == "fail"
         assert "host firewall guard" in checks["network isolation"]["detail"]
     finally:
-        subprocess.run(["iptables", "-w", "-I", *jump], check=True)
+        subprocess.run(["iptables", "-w", "-I", *jump], check=True, timeout=60)
     assert report(olga, "site")["network isolation"]["status"] == "pass"

@@ -347,7 +347,7 @@ def image_tree(engine: Engine, image: str) -> dict[str, tuple[object, ...]]:
     made = engine.run("create", "--pull=never", image).stdout.strip()
     try:
         out = subprocess.run([engine.binary, "export", made], capture_output=True,
-                             env=engine.env, check=True).stdout
+                             env=engine.env, check=True, timeout=300).stdout
     finally:
         engine.run("rm", made, check=False)
     found = {}

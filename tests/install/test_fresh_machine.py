@@ -94,7 +94,8 @@ def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chroot]:
                 shutil.copy(site, target)
     # The repository as a clean clone has it (tracked and new files, nothing ignored).
     files = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
-                            "--exclude-standard"], cwd=ROOT, capture_output=True, check=True)
+                            "--exclude-standard"], cwd=ROOT, capture_output=True, check=True,
+                           timeout=60)
     repo = root / REPO.lstrip("/")
     repo.mkdir(parents=True)
     for name in filter(None, files.stdout.decode().split("\0")):

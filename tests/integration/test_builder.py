@@ -44,9 +44,9 @@ def no_leftovers() -> Iterator[None]:
     and no build sandbox."""
     def containers() -> set[str]:
         listed = subprocess.run(["buildah", "containers", "--quiet"], capture_output=True,
-                                text=True, check=True)
+                                text=True, check=True, timeout=60)
         sandboxes = subprocess.run(["podman", "ps", "--all", "--format", "{{.Names}}"],
-                                   capture_output=True, text=True, check=True)
+                                   capture_output=True, text=True, check=True, timeout=60)
         return set(listed.stdout.split()) | {
             name for name in sandboxes.stdout.split() if name.startswith("cove-b")}
 

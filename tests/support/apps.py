@@ -27,6 +27,6 @@ def dockerfile_app(root: Path, greeting: str) -> Path:
 
 def git(cwd: Path, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env=dict(os.environ, **GIT_ENV))
+                          env=dict(os.environ, **GIT_ENV), timeout=300)
     assert (proc.returncode == 0) == ok, proc.stderr
     return proc

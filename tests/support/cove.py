@@ -61,7 +61,7 @@ class CoveServer:
         password = f"{name}-password1"
         subprocess.run([sys.executable, "-m", "cove.server", "create-admin", name],
                        env=dict(self.env, COVE_ADMIN_PASSWORD=password), check=True,
-                       capture_output=True)
+                       capture_output=True, timeout=120)
         admin = self.user(name)
         admin.run("login", name, "--password-stdin", input=password + "\n")
         return admin

@@ -42,7 +42,8 @@ def test_the_install_script_reads_missing_packages_without_cove_installed(tmp_pa
     empty = tmp_path / "bin"
     empty.mkdir()
     proc = subprocess.run([sys.executable, "-S", "-E", str(SCRIPT), "missing", "--scope", "all"],
-                          capture_output=True, text=True, env={"PATH": str(empty)}, check=True)
+                          capture_output=True, text=True, env={"PATH": str(empty)}, check=True,
+                          timeout=60)
     packages = proc.stdout.split()
     # Nothing is on that PATH: every package of a PATH-found tool is listed, once.
     assert "podman" in packages and "nginx-light" in packages and "golang-go" in packages
