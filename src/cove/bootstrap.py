@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from lightkube import Client, KubeConfig
 from cove.adapters.builder.buildah import BuildahBuilder
 from cove.adapters.builder.buildpacks import default_buildpacks
 from cove.adapters.builder.stacks import Stack
+from cove.adapters.depcache.server import DependencyCache, build_env
 from cove.adapters.engine import Engine
 from cove.adapters.git.repos import GitRepos
 from cove.adapters.health import HttpHealthCheck
@@ -35,6 +38,8 @@ from cove.services.context import Context, Settings
 from cove.services.pools import LOCAL
 from cove.services.reconciler import Reconciler
 from cove.settings import ServerSettings
+
+log = logging.getLogger(__name__)
 
 
 def load_template(settings: ServerSettings) -> SpaceTemplate:
@@ -103,6 +108,30 @@ class Platform:
     settings: ServerSettings
 
 
+def dependency_env(runtime: PodmanRuntime, root: Path,
+                   port: int) -> Callable[[], dict[str, str]]:
+    """The dependency cache's addresses for build stages. The cache starts with the first
+    build that asks (so only a server that builds runs one), on the builds' bridge, open
+    to builds alone. Without it (port 0, or it could not start) builds fetch directly."""
+    started: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def env() -> dict[str, str]:
+        if not port:
+            return {}
+        with lock:
+            if not started:
+                try:
+                    address = runtime.open_to_builds(port)
+                    started.update(build_env(DependencyCache(root).start(address, port)))
+                except Exception:  # a build without the cache is slower, not broken
+                    log.exception("the dependency cache did not start (tried again at the "
+                                  "next build)")
+            return dict(started)
+
+    return env
+
+
 def build(settings: ServerSettings) -> Platform:
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
@@ -126,7 +155,10 @@ def build(settings: ServerSettings) -> Platform:
         store=store, logs=logs, resolver=resolver, hasher=Argon2Hasher(),
         template=load_template(settings),
         pools={LOCAL: local, **load_pools(settings)},
-        builder=BuildahBuilder(engine, default_buildpacks(home / "stacks", stack),
+        builder=BuildahBuilder(engine, default_buildpacks(
+                                   home / "stacks", stack, dependency_env(
+                                       runtime, home / "dependencies",
+                                       settings.dependency_cache_port)),
                                stack=stack, mirror=settings.debian_mirror,
                                network=runtime.build_network, resolve=resolver.resolve,
                                bases=settings.build_bases),

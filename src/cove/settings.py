@@ -39,6 +39,8 @@ class ServerSettings:
     build_bases: Path | None = None  # base images for builds, shared by installations
     debian_mirror: str = "http://deb.debian.org/debian"
     token_days: float = 30.0  # how long a login's API token lasts
+    # The builds' dependency cache (PyPI, npm, Go modules) on the builds' bridge; 0: none.
+    dependency_cache_port: int = 3141
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServerSettings:
@@ -69,4 +71,5 @@ class ServerSettings:
             build_bases=Path(e["COVE_BUILD_BASES"]) if e.get("COVE_BUILD_BASES") else None,
             debian_mirror=e.get("COVE_DEBIAN_MIRROR") or cls.debian_mirror,
             token_days=float(e.get("COVE_TOKEN_DAYS", "30")),
+            dependency_cache_port=int(e.get("COVE_DEPENDENCY_CACHE_PORT", "3141")),
         )

@@ -20,6 +20,9 @@ from tests.support.apps import APPS, dockerfile_app, git
 from tests.support.cove import CoveServer, hammering, make_server
 from tests.support.services import Registry, wait_until
 
+# What the dependency cache holds once an example's dependencies were installed.
+CACHED = {"python": "six-1.16.0-*.whl", "node": "express-4.21.2.tgz"}
+
 
 def test_push_builds_releases_and_keeps_serving_through_failures(cove: CoveServer,
                                                                  tmp_path: Path) -> None:
@@ -172,6 +175,8 @@ def test_a_language_app_builds_on_the_stack_and_code_pushes_reuse_its_dependenci
     shutil.copytree(APPS / language, source)
     first = user.run("push", language, str(source)).stdout
     assert detected in first and "released v1" in first
+    if language in CACHED:  # the dependencies came through the builds' dependency cache
+        assert list((cove.home / "dependencies").rglob(CACHED[language])), first
     assert cove.app_get(host).text == answer.format("hi", "v1")
     app = source / code
     app.write_text(app.read_text().replace("says hi", "says hello"))
@@ -308,6 +313,8 @@ def test_a_cached_dependency_layer_gives_what_a_cold_build_gives(
 
     user.run("push", "shop", str(source))
     assert answers("shop", "v1")
+    [wheel] = (cove.home / "dependencies").rglob(CACHED["python"])
+    fetched = wheel.stat().st_ino
     user.run("apps", "destroy", "shop", "--yes")
     user.run("apps", "create", "shop")
     again = user.run("push", "shop", str(source)).stdout
@@ -340,6 +347,8 @@ def test_a_cached_dependency_layer_gives_what_a_cold_build_gives(
     cove.start()
     user.run("push", "news", str(source))
     assert answers("news", "v2")
+    # Every cold build after the first installed six from the cache (fetched once).
+    assert wheel.stat().st_ino == fetched
 
 
 def image_tree(engine: Engine, image: str) -> dict[str, tuple[object, ...]]:

@@ -96,6 +96,30 @@ def test_instances_reach_dns_but_not_the_hosts_own_services(runtime: PodmanRunti
         host_service.shutdown()
 
 
+def test_only_builds_reach_the_port_opened_to_them(runtime: PodmanRuntime,
+                                                  hello_image: str) -> None:
+    """The builds' dependency cache listens on the builds' bridge: a build reaches it, an
+    app instance does not (at that address or its own bridge's)."""
+    host_service = ThreadingHTTPServer(("0.0.0.0", 0), SimpleHTTPRequestHandler)
+    threading.Thread(target=host_service.serve_forever, daemon=True).start()
+    try:
+        port = host_service.server_address[1]
+        address = runtime.open_to_builds(port)
+        probe = runtime.start(spec(hello_image, space="alice", app="probe"))
+        wait_until(lambda: httpx.get(f"http://{probe.address}/").status_code == 200, 10, "up")
+        network = json.loads(runtime.engine.run(
+            "network", "inspect", f"cove-{runtime.install}-alice").stdout)[0]
+        for host in (address, network["subnets"][0]["gateway"]):
+            assert "error" in exec_in(runtime, probe.name, "/hello", "fetch",
+                                      f"http://{host}:{port}/")
+        build = runtime.engine.run(
+            "run", "--rm", "--network", runtime.build_network(), "--entrypoint", "/hello",
+            hello_image, "fetch", f"http://{address}:{port}/", check=False)
+        assert build.stdout.startswith("200"), build.stdout + build.stderr
+    finally:
+        host_service.shutdown()
+
+
 def test_stop_sends_sigterm_and_logs_outlive_the_container(runtime: PodmanRuntime,
                                                            hello_image: str) -> None:
     inst = runtime.start(spec(hello_image))

@@ -128,3 +128,19 @@ def test_python_builds_its_virtualenv_apart_from_the_code(tmp_path: Path) -> Non
     # copied, not bind-mounted: builds may mount nothing from a stage (see the guard)
     assert run.startswith("WORKDIR /app\nCOPY --from=build /app/.venv /app/.venv")
     assert run.split("\n")[2] == "COPY . /app"
+
+
+@pytest.mark.parametrize("files", [{"requirements.txt": "six\n", "app.py": ""},
+                                   {"package.json": '{"scripts": {"start": "node a"}}'},
+                                   {"go.mod": "module x\n", "main.go": "package main\n"}])
+def test_dependency_installs_go_through_the_cache_and_the_app_never_sees_it(
+        tmp_path: Path, files: dict[str, str]) -> None:
+    root = tree(tmp_path, files)
+    cache = {"PIP_INDEX_URL": "http://10.0.0.1:3141/pypi/simple/",
+             "npm_config_registry": "http://10.0.0.1:3141/npm/"}
+    pack = next(p for p in default_buildpacks(root / ".cache", STACK, lambda: cache)
+                if p.detect(root))
+    build, app = pack.dockerfile(root).split("FROM example/run:1")
+    assert "ENV HOME=/tmp PIP_INDEX_URL=http://10.0.0.1:3141/pypi/simple/ " \
+        "npm_config_registry=http://10.0.0.1:3141/npm/" in build.splitlines()
+    assert "3141" not in app

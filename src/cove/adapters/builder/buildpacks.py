@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Protocol
@@ -38,21 +39,29 @@ UID = RUN_AS_UID
 BUILDER = f"{UID}:{UID}"  # builds run as, and apps run as
 
 
-def build_stage(stack: Stack, *owned: str) -> list[str]:
-    """The start of a buildpack's build stage: everything after the first step (dependency
-    installs run the packages' own scripts) runs as an unprivileged user, in directories
-    it owns, on a build image without setuid programs."""
-    return [f"FROM {stack.build} AS build", f"RUN install -d -o {UID} -g {UID} {' '.join(owned)}",
-            f"USER {BUILDER}", "ENV HOME=/tmp", f"WORKDIR {owned[0]}"]
+Env = Callable[[], dict[str, str]]
 
 
 class OnStack:
-    """A buildpack that builds on the stack's build image and runs on its run image."""
+    """A buildpack that builds on the stack's build image and runs on its run image;
+    `env` gives its build stage the dependency cache's addresses (asked at each build:
+    the cache starts with the first)."""
 
     name: str
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, env: Env | None = None) -> None:
         self.stack = stack
+        self.env = env or dict
+
+    def build_stage(self, *owned: str) -> list[str]:
+        """The start of the build stage: everything after the first step (dependency
+        installs run the packages' own scripts) runs as an unprivileged user, in
+        directories it owns, on a build image without setuid programs. The dependency
+        cache's addresses are the build stage's only: the app's image never sees them."""
+        values = " ".join(f"{k}={v}" for k, v in sorted(self.env().items()))
+        return [f"FROM {self.stack.build} AS build",
+                f"RUN install -d -o {UID} -g {UID} {' '.join(owned)}",
+                f"USER {BUILDER}", f"ENV HOME=/tmp {values}".rstrip(), f"WORKDIR {owned[0]}"]
 
     def run_stage(self, *steps: str, command: list[str]) -> list[str]:
         """The app's image: the run image, `steps`, then the command, run unprivileged."""
@@ -129,7 +138,7 @@ class Python(OnStack):
         if not (source / "Procfile").is_file() and not (source / "app.py").is_file():
             raise Invalid("a Python app needs a Procfile with a web process, or an app.py")
         pip = "/app/.venv/bin/pip install --no-cache-dir --disable-pip-version-check"
-        lines = [*build_stage(self.stack, "/app"), "RUN python3 -m venv /app/.venv"]
+        lines = [*self.build_stage("/app"), "RUN python3 -m venv /app/.venv"]
         if (source / "requirements.txt").is_file():
             lines += [f"COPY --chown={BUILDER} requirements.txt /app/requirements.txt",
                       f"RUN {pip} -r /app/requirements.txt"]
@@ -169,7 +178,7 @@ class Node(OnStack):
         install = "npm ci" if locked else "npm install --no-package-lock"
         manifests = "package.json package-lock.json" if locked else "package.json"
         cache = "--cache /tmp/npm-cache --no-audit --no-fund"
-        lines = [*build_stage(self.stack, "/app"), f"COPY --chown={BUILDER} {manifests} /app/"]
+        lines = [*self.build_stage("/app"), f"COPY --chown={BUILDER} {manifests} /app/"]
         if "build" in scripts:
             lines += [f"RUN {install} {cache}", f"COPY --chown={BUILDER} . /app",
                       "RUN npm run build && npm prune --omit=dev " + cache]
@@ -222,7 +231,7 @@ class Go(OnStack):
         if re.fullmatch(r"v\d+", web):  # example.com/app/v2 builds a binary named app
             web = module.group(1).split("/")[-2]
         sums = "go.mod go.sum" if (source / "go.sum").is_file() else "go.mod"
-        lines = [*build_stage(self.stack, "/src", "/app/bin"),
+        lines = [*self.build_stage("/src", "/app/bin"),
                  "ENV GOPATH=/tmp/go GOCACHE=/tmp/go-build GOFLAGS=-trimpath",
                  # the stack's compiled standard library, if it has one (see stacks)
                  f"RUN cp -r {GO_STD_CACHE_DIR} /tmp/go-build 2>/dev/null || true",
@@ -235,8 +244,9 @@ class Go(OnStack):
         return "\n".join(lines) + "\n"
 
 
-def default_buildpacks(cache: Path, stack: Stack) -> list[Buildpack]:
-    packs: list[Buildpack] = [Python(stack), Node(stack), Go(stack), StaticSite(cache)]
+def default_buildpacks(cache: Path, stack: Stack, env: Env | None = None) -> list[Buildpack]:
+    packs: list[Buildpack] = [Python(stack, env), Node(stack, env), Go(stack, env),
+                              StaticSite(cache)]
     for entry in entry_points(group="cove.buildpacks"):
         packs.append(entry.load()())
     return packs

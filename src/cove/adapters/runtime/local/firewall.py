@@ -48,6 +48,16 @@ class HostFirewall:
             if not self._ipt("-C", *jump):
                 self._ipt("-I", *jump, check=True)
 
+    def allow(self, interface: str, port: int) -> None:
+        """Let the bridge reach one TCP port of the host (first in the guard's chain, and
+        for this bridge only)."""
+        with self._lock:
+            self._ensure_chain()
+            rule = [self.chain, "-i", interface, "-p", "tcp", "--dport", str(port),
+                    "-j", "ACCEPT"]
+            if not self._ipt("-C", *rule):
+                self._ipt("-I", rule[0], "1", *rule[1:], check=True)
+
     def guards(self, interface: str) -> bool:
         """Whether the bridge's traffic to the host goes through the guard."""
         return bool(interface) and self._ipt("-C", "INPUT", "-i", interface, "-j", self.chain)

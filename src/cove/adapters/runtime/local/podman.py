@@ -73,6 +73,15 @@ class PodmanRuntime:
         self._ensure_network(name, "cove.role=builds")
         return name
 
+    def open_to_builds(self, port: int) -> str:
+        """The builds' bridge's address on the host, with `port` there open to builds
+        alone (the dependency cache listens on it)."""
+        name = self.build_network()
+        self.firewall.each[0].allow(self._interface(name), port)
+        gateways = self.engine.run("network", "inspect", "--format",
+                                   "{{range .Subnets}}{{.Gateway}} {{end}}", name).stdout.split()
+        return next(g for g in gateways if ":" not in g)
+
     def _ensure_network(self, name: str, label: str) -> str:
         """Make the network if it is missing and guard its bridge; the bridge's name."""
         if self.engine.run("network", "exists", name, check=False).returncode != 0:
