@@ -435,6 +435,44 @@ def test_object_counts_are_bounded(control_plane: ControlPlane,
     assert made <= CONFIGMAPS
 
 
+WORKLOADS = {
+    # kind: (quota key, a minimal object of that kind named NAME in NS)
+    "PodDisruptionBudget": ("count/poddisruptionbudgets.policy", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"x": "NAME"}}}}),
+    "HorizontalPodAutoscaler": ("count/horizontalpodautoscalers.autoscaling", {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "NAME"}, "minReplicas": 1, "maxReplicas": 2}}),
+    "Deployment": ("count/deployments.apps", {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"x": "NAME"}},
+                 "template": {"metadata": {"labels": {"x": "NAME"}}, "spec": {
+                     "containers": [{"name": "c", "image": "registry.test/x:1"}]}}}}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WORKLOADS))
+def test_workload_counts_are_bounded(control_plane: ControlPlane, space: Callable[..., str],
+                                     kind: str) -> None:
+    """Only ConfigMaps, Secrets, Jobs, CronJobs and StatefulSets were counted: a member
+    could make Deployments (each with its ReplicaSets), autoscalers and disruption budgets
+    without end. A space holds what its template lets Cove make, and a few more."""
+    ns = namespace_of(space(("dev7", Role.DEVELOPER)))
+    dev = as_user(control_plane, "dev7")
+    key, body = WORKLOADS[kind]
+    made = 0
+    with pytest.raises(ApiError) as err:
+        for n in range(200):
+            name = f"w{n}"
+            manifest = yaml.safe_load(yaml.safe_dump(body).replace("NAME", name))
+            dev.create(from_dict({**manifest, "metadata": {"name": name, "namespace": ns}}))
+            made += 1
+    assert err.value.status.code == 403 and "exceeded quota" in err.value.status.message
+    hard = control_plane.admin().get(ResourceQuota, "cove-quota", namespace=ns).spec.hard
+    assert made == int(hard[key])
+
+
 def test_drift_of_every_kind_is_undone(control_plane: ControlPlane, cluster: KubernetesCluster,
                                        space: Callable[..., str]) -> None:
     """Drift repair compared only a hash Cove wrote and the replica count: a changed image,

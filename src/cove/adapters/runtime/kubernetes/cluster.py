@@ -36,6 +36,7 @@ from lightkube.types import PatchType
 from cove.adapters.runtime.kubernetes import inspect
 from cove.adapters.runtime.kubernetes.render import (
     CLUSTER_ROLE,
+    KEPT_CONFIGS,
     MANAGED,
     MEMBER_LABEL,
     AppSpec,
@@ -505,7 +506,7 @@ class KubernetesCluster:
                     release = (obj.metadata.labels or {}).get("app.kubernetes.io/version", "")
                     if (kind, name) in keep:
                         continue
-                    if kind == "Secret" and _version(release) >= spec.release - 2:
+                    if kind == "Secret" and _version(release) > spec.release - KEPT_CONFIGS:
                         continue  # recent releases' config stays for a quick rollback
                     self.counters.requests += 1
                     self._verified.pop((kind, ns, name), None)
