@@ -12,6 +12,7 @@ BENCH_REPEATS (default 5) after a warm-up round, with min/max and the load avera
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import subprocess
@@ -64,7 +65,7 @@ class Probe:
         """The longest time in [since, until] between two 200s (or an edge and a 200)."""
         times = [since, *(t for t, s, _ in self.seen if s == 200 and since <= t <= until),
                  until]
-        return max(b - a for a, b in zip(times, times[1:], strict=False))
+        return max(b - a for a, b in itertools.pairwise(times))
 
     def failed(self, since: float) -> int:
         return sum(1 for t, s, _ in self.seen if t >= since and s != 200)
