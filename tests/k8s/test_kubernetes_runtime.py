@@ -124,9 +124,9 @@ def pod_manifest(ns: str, name: str, **security: object) -> dict[str, object]:
             "spec": {"containers": [container], "serviceAccountName": "cove-app"}}
 
 
-def refused(client: Client, manifest: dict[str, object]) -> str:
+def refused(client: Client, manifest: dict[str, object], dry_run: bool = False) -> str:
     with pytest.raises(ApiError) as err:
-        client.create(from_dict(manifest))
+        client.create(from_dict(manifest), dry_run=dry_run)
     assert err.value.status.code in (403, 422), err.value.status.message
     return str(err.value.status.message)
 
@@ -266,16 +266,14 @@ HTTPROUTE_CRD = {
                                      "x-kubernetes-preserve-unknown-fields": True}}}]}}
 
 
-def test_apps_can_be_routed_with_gateway_api_httproutes(control_plane: ControlPlane,
-                                                        space: Callable[..., str]) -> None:
+def gateway_cluster(admin: Client) -> KubernetesCluster:
+    """A cluster routing through a Gateway, once the HTTPRoute CRD is served."""
     import time
 
     from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 
-    from cove.adapters.runtime.kubernetes.cluster import HTTPRoute
     from cove.adapters.runtime.kubernetes.render import Gateway
 
-    admin = control_plane.admin()
     try:
         admin.create(from_dict(HTTPROUTE_CRD))
     except ApiError as err:
@@ -287,7 +285,15 @@ def test_apps_can_be_routed_with_gateway_api_httproutes(control_plane: ControlPl
                for c in (crd.status.conditions or [])):
             break
         time.sleep(0.2)
-    cluster = KubernetesCluster(admin, gateway=Gateway("cove", "gateway-system"))
+    return KubernetesCluster(admin, gateway=Gateway("cove", "gateway-system"))
+
+
+def test_apps_can_be_routed_with_gateway_api_httproutes(control_plane: ControlPlane,
+                                                        space: Callable[..., str]) -> None:
+    from cove.adapters.runtime.kubernetes.cluster import HTTPRoute
+
+    admin = control_plane.admin()
+    cluster = gateway_cluster(admin)
     name = space()
     ns = namespace_of(name)
     cluster.deploy(app_spec(name), None, timeout=90)
@@ -355,25 +361,29 @@ def test_routes_name_only_the_hostnames_their_app_claims(
     ns, admin = namespace_of(mine), control_plane.admin()
     theirs = f"hello-{victim}.apps.test"
     own = f"hello-{mine}.apps.test"
+    # Each attempt breaks one rule only: those after the first three name the app whose
+    # claim holds `own` (admitted, they would be refused as a duplicate instead).
     attempts = {
-        "another tenant's host": ingress(ns, "hijack", theirs),
-        "another tenant's host, under the app's name": ingress(ns, "hello", own, theirs),
-        "a wildcard": ingress(ns, "wild", "*.apps.test"),
-        "no host": {**ingress(ns, "nohost", own), "spec": {"rules": [{"http": {"paths": [{
+        "another tenant's host": (ingress(ns, "hijack", theirs), "claims"),
+        "another tenant's host, under the app's name": (ingress(ns, "hello", own, theirs),
+                                                        "claims"),
+        "a wildcard": (ingress(ns, "wild", "*.apps.test"), "claims"),
+        "no host": ({**ingress(ns, "hello", own), "spec": {"rules": [{"http": {"paths": [{
             "path": "/", "pathType": "Prefix", "backend": {"service": {
-                "name": "hello", "port": {"number": 80}}}}]}}]}},
-        "a default backend": ingress(ns, "default", own, defaultBackend={"service": {
-            "name": "hello", "port": {"number": 80}}}),
-        "a snippet": ingress(ns, "snippet", own, metadata={"annotations": {
+                "name": "hello", "port": {"number": 80}}}}]}}]}}, "claims"),
+        "a default backend": (ingress(ns, "hello", own, defaultBackend={"service": {
+            "name": "hello", "port": {"number": 80}}}), "default backend"),
+        "a snippet": (ingress(ns, "hello", own, metadata={"annotations": {
             "nginx.ingress.kubernetes.io/server-snippet": "location / { proxy_pass x; }"}}),
-        "another class": {**ingress(ns, "klass", own),
-                          "spec": {**ingress(ns, "klass", own)["spec"],  # type: ignore[dict-item]
-                                   "ingressClassName": "other"}},
+            "annotations"),
+        "another class": ({**ingress(ns, "hello", own),
+                           "spec": {**ingress(ns, "hello", own)["spec"],  # type: ignore[dict-item]
+                                    "ingressClassName": "other"}}, "class"),
+        "another tenant's TLS host": (ingress(ns, "hello", own, tls=[{"hosts": [theirs]}]),
+                                      "TLS hosts"),
     }
-    for what, manifest in attempts.items():
-        with pytest.raises(ApiError) as err:
-            admin.create(from_dict(manifest))
-        assert err.value.status.code in (403, 422), what
+    for what, (manifest, rule) in attempts.items():
+        assert rule in refused(admin, manifest, dry_run=True), what
     with pytest.raises(ApiError) as added:
         admin.patch(Ingress, "hello", {"spec": {"rules": [
             {"host": own}, {"host": theirs}]}}, namespace=ns)
@@ -382,6 +392,35 @@ def test_routes_name_only_the_hostnames_their_app_claims(
     # Removing the app takes its claim with it.
     cluster.remove_app(mine, "hello")
     assert "hosts.cove.dev/hello" not in (admin.get(Namespace, ns).metadata.annotations or {})
+
+
+def test_httproutes_name_only_the_hostnames_their_app_claims(
+        control_plane: ControlPlane, space: Callable[..., str]) -> None:
+    """The same for HTTPRoutes, on a pool that routes through the Gateway API."""
+    admin = control_plane.admin()
+    cluster = gateway_cluster(admin)
+    victim, mine = space(), space()
+    cluster.deploy(app_spec(victim), None, timeout=90)
+    cluster.deploy(app_spec(mine), None, timeout=90)
+    ns = namespace_of(mine)
+    theirs, own = f"hello-{victim}.apps.test", f"hello-{mine}.apps.test"
+
+    def route(name: str, *hosts: str, **meta: object) -> dict[str, object]:
+        return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"name": name, "namespace": ns, **meta},
+                "spec": {"parentRefs": [{"name": "cove", "namespace": "gateway-system"}],
+                         "hostnames": list(hosts),
+                         "rules": [{"backendRefs": [{"name": "hello", "port": 80}]}]}}
+
+    attempts = {  # as for Ingresses: each breaks one rule, under a claimed name if it can
+        "another tenant's host": (route("hijack", theirs), "claims"),
+        "another tenant's host, under the app's name": (route("hello", own, theirs), "claims"),
+        "no hostnames (every host the Gateway serves)": (route("hello"), "claims"),
+        "a router annotation": (route("hello", own, annotations={
+            "konghq.com/plugins": "steal"}), "annotations"),
+    }
+    for what, (manifest, rule) in attempts.items():
+        assert rule in refused(admin, manifest, dry_run=True), what
 
 
 def test_cluster_policies_hold_whoever_writes(control_plane: ControlPlane,
