@@ -610,6 +610,43 @@ def test_drift_of_every_kind_is_undone(control_plane: ControlPlane, cluster: Kub
     assert admin.get(ValidatingAdmissionPolicy, "cove-pods").spec.validations
 
 
+def test_cluster_wide_grants_of_coves_roles_are_undone(
+        control_plane: ControlPlane, cluster: KubernetesCluster,
+        space: Callable[..., str]) -> None:
+    """A ClusterRoleBinding to a member role, made behind Cove's back, granted it in every
+    namespace and was never pruned. The next pass deletes it; the operator's own
+    ClusterRoleBindings to other roles stay."""
+    from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
+
+    from cove.ports.pool import SpaceState
+
+    name = space()
+    ns = namespace_of(name)
+    admin, tag = control_plane.admin(), uuid.uuid4().hex[:6]
+
+    def grant(binding: str, role: str) -> str:
+        manifest = {**role_binding("", f"{binding}-{tag}", role, f"cove:mallory-{tag}"),
+                    "kind": "ClusterRoleBinding"}
+        manifest["metadata"] = {"name": f"{binding}-{tag}"}
+        admin.create(from_dict(manifest))
+        return f"{binding}-{tag}"
+
+    backdoor, own = grant("backdoor", "cove-developer"), grant("operators-own", "view")
+    mallory = as_user(control_plane, f"mallory-{tag}")
+    list(mallory.list(Secret, namespace=ns))  # a stranger reads the space's Secrets
+    try:
+        assert cluster.reconcile([], [SpaceState(name, TEMPLATE, ())]) >= 1
+        with pytest.raises(ApiError) as gone:
+            admin.get(ClusterRoleBinding, backdoor)
+        assert gone.value.status.code == 404
+        assert admin.get(ClusterRoleBinding, own).roleRef.name == "view"
+        with pytest.raises(ApiError) as denied:
+            list(mallory.list(Secret, namespace=ns))
+        assert denied.value.status.code == 403
+    finally:
+        admin.delete(ClusterRoleBinding, own)
+
+
 def test_an_autoscaled_process_keeps_the_count_its_autoscaler_chose(
         cluster: KubernetesCluster, space: Callable[..., str]) -> None:
     from cove.domain.models import Autoscale
