@@ -682,3 +682,20 @@ def test_doctor_sees_drift_that_is_not_repaired_yet(cluster: KubernetesCluster,
     checks = {c.name: c for c in cluster.space_checks(name)}
     assert checks["admission"].status == "fail"
     assert "privileged" in checks["admission"].detail
+
+
+def test_server_doctor_fails_a_pool_whose_spaces_lack_admission_policies(
+        cluster: KubernetesCluster, space: Callable[..., str]) -> None:
+    """A deleted admission policy was only a warning in `cove-server doctor`, while every
+    space on the pool went without that guard rail until the next reconcile pass."""
+    from lightkube.resources.admissionregistration_v1 import ValidatingAdmissionPolicy
+
+    space()
+    cluster.client.delete(ValidatingAdmissionPolicy, "cove-secrets")
+    try:
+        checks = {c.name: c for c in cluster.preflight()}
+    finally:
+        cluster.ensure_cluster_roles()
+    check = checks["pool kubernetes admission policies"]
+    assert check.status == "fail" and "cove-secrets" in check.detail, check
+    assert {c.name: c for c in cluster.preflight()}[check.name].status == "pass"
