@@ -80,8 +80,21 @@ def load_pools(settings: ServerSettings) -> dict[str, Pool]:
             base_domain=conf.get("base_domain"), gateway=gateway,
             registry=_destination(name, conf.get("registry")),
             reconcile_interval=settings.pool_reconcile_interval,
-            user_prefix=str(conf.get("user_prefix", "cove:")))
+            user_prefix=_user_prefix(name, conf.get("user_prefix", "cove:")))
     return pools
+
+
+def _user_prefix(pool: str, prefix: object) -> str:
+    """Members are the cluster's users `<prefix><name>`: without a prefix a member's
+    binding names whoever else is called the same, and `system:` names are the cluster's
+    own identities (its nodes, controllers and service accounts)."""
+    if not isinstance(prefix, str) or not prefix:
+        raise Invalid(f"pools file: pool {pool!r}: user_prefix must not be empty (members "
+                      "would be bound as bare names, anyone's); the default is 'cove:'")
+    if prefix.startswith("system:"):
+        raise Invalid(f"pools file: pool {pool!r}: user_prefix must not start with "
+                      "'system:', reserved for the cluster's own identities")
+    return prefix
 
 
 def _destination(pool: str, conf: object) -> Destination | None:

@@ -16,7 +16,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, ResourceQuota, Secret
 from lightkube.resources.networking_v1 import Ingress
 from lightkube.resources.policy_v1 import PodDisruptionBudget
-from lightkube.resources.rbac_authorization_v1 import RoleBinding
+from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding, RoleBinding
 
 from tests.support.apps import dockerfile_app
 from tests.support.cove import CoveServer
@@ -129,6 +129,14 @@ def test_drift_in_the_cluster_is_repaired(kcove: CoveServer, control_plane: Cont
     def bindings() -> set[str]:
         return {b.metadata.name for b in client.list(RoleBinding, namespace=NS)}
 
+    def grant_everywhere() -> None:
+        client.create(ClusterRoleBinding.from_dict({
+            **role_binding("", "backdoor-everywhere", "cove-viewer", "cove:mallory"),
+            "kind": "ClusterRoleBinding", "metadata": {"name": "backdoor-everywhere"}}))
+
+    def cluster_bindings() -> set[str]:
+        return {b.metadata.name for b in client.list(ClusterRoleBinding)}
+
     drifts: list[tuple[str, Callable[[], None], Callable[[], bool]]] = [
         ("replica count", lambda: client.patch(Deployment, "steady-web",
                                                {"spec": {"replicas": 0}}, namespace=NS),
@@ -140,6 +148,9 @@ def test_drift_in_the_cluster_is_repaired(kcove: CoveServer, control_plane: Cont
             {"name": "thief", "image": image,
              "envFrom": [{"secretRef": {"name": "steady-v1-env"}}]}]}),
          lambda: [c.name for c in template().containers] == ["web"]),
+        ("security context", lambda: patch_template({"containers": [
+            {"name": "web", "securityContext": {"readOnlyRootFilesystem": False}}]}),
+         lambda: template().containers[0].securityContext.readOnlyRootFilesystem is True),
         ("service account", lambda: patch_template({"serviceAccountName": "default"}),
          lambda: template().serviceAccountName == "cove-app"),
         ("swapped config secret", swap_secret,
@@ -153,6 +164,8 @@ def test_drift_in_the_cluster_is_repaired(kcove: CoveServer, control_plane: Cont
          lambda: client.get(Namespace, NS).metadata.labels[
              "pod-security.kubernetes.io/enforce"] == "restricted"),
         ("member role granted behind Cove's back", grant, lambda: "backdoor" not in bindings()),
+        ("member role granted in every namespace", grant_everywhere,
+         lambda: "backdoor-everywhere" not in cluster_bindings()),
     ]
     took = {}
     for what, drift, repaired in drifts:

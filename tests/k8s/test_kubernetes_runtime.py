@@ -124,9 +124,9 @@ def pod_manifest(ns: str, name: str, **security: object) -> dict[str, object]:
             "spec": {"containers": [container], "serviceAccountName": "cove-app"}}
 
 
-def refused(client: Client, manifest: dict[str, object]) -> str:
+def refused(client: Client, manifest: dict[str, object], dry_run: bool = False) -> str:
     with pytest.raises(ApiError) as err:
-        client.create(from_dict(manifest))
+        client.create(from_dict(manifest), dry_run=dry_run)
     assert err.value.status.code in (403, 422), err.value.status.message
     return str(err.value.status.message)
 
@@ -266,16 +266,14 @@ HTTPROUTE_CRD = {
                                      "x-kubernetes-preserve-unknown-fields": True}}}]}}
 
 
-def test_apps_can_be_routed_with_gateway_api_httproutes(control_plane: ControlPlane,
-                                                        space: Callable[..., str]) -> None:
+def gateway_cluster(admin: Client) -> KubernetesCluster:
+    """A cluster routing through a Gateway, once the HTTPRoute CRD is served."""
     import time
 
     from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 
-    from cove.adapters.runtime.kubernetes.cluster import HTTPRoute
     from cove.adapters.runtime.kubernetes.render import Gateway
 
-    admin = control_plane.admin()
     try:
         admin.create(from_dict(HTTPROUTE_CRD))
     except ApiError as err:
@@ -287,7 +285,15 @@ def test_apps_can_be_routed_with_gateway_api_httproutes(control_plane: ControlPl
                for c in (crd.status.conditions or [])):
             break
         time.sleep(0.2)
-    cluster = KubernetesCluster(admin, gateway=Gateway("cove", "gateway-system"))
+    return KubernetesCluster(admin, gateway=Gateway("cove", "gateway-system"))
+
+
+def test_apps_can_be_routed_with_gateway_api_httproutes(control_plane: ControlPlane,
+                                                        space: Callable[..., str]) -> None:
+    from cove.adapters.runtime.kubernetes.cluster import HTTPRoute
+
+    admin = control_plane.admin()
+    cluster = gateway_cluster(admin)
     name = space()
     ns = namespace_of(name)
     cluster.deploy(app_spec(name), None, timeout=90)
@@ -355,25 +361,29 @@ def test_routes_name_only_the_hostnames_their_app_claims(
     ns, admin = namespace_of(mine), control_plane.admin()
     theirs = f"hello-{victim}.apps.test"
     own = f"hello-{mine}.apps.test"
+    # Each attempt breaks one rule only: those after the first three name the app whose
+    # claim holds `own` (admitted, they would be refused as a duplicate instead).
     attempts = {
-        "another tenant's host": ingress(ns, "hijack", theirs),
-        "another tenant's host, under the app's name": ingress(ns, "hello", own, theirs),
-        "a wildcard": ingress(ns, "wild", "*.apps.test"),
-        "no host": {**ingress(ns, "nohost", own), "spec": {"rules": [{"http": {"paths": [{
+        "another tenant's host": (ingress(ns, "hijack", theirs), "claims"),
+        "another tenant's host, under the app's name": (ingress(ns, "hello", own, theirs),
+                                                        "claims"),
+        "a wildcard": (ingress(ns, "wild", "*.apps.test"), "claims"),
+        "no host": ({**ingress(ns, "hello", own), "spec": {"rules": [{"http": {"paths": [{
             "path": "/", "pathType": "Prefix", "backend": {"service": {
-                "name": "hello", "port": {"number": 80}}}}]}}]}},
-        "a default backend": ingress(ns, "default", own, defaultBackend={"service": {
-            "name": "hello", "port": {"number": 80}}}),
-        "a snippet": ingress(ns, "snippet", own, metadata={"annotations": {
+                "name": "hello", "port": {"number": 80}}}}]}}]}}, "claims"),
+        "a default backend": (ingress(ns, "hello", own, defaultBackend={"service": {
+            "name": "hello", "port": {"number": 80}}}), "default backend"),
+        "a snippet": (ingress(ns, "hello", own, metadata={"annotations": {
             "nginx.ingress.kubernetes.io/server-snippet": "location / { proxy_pass x; }"}}),
-        "another class": {**ingress(ns, "klass", own),
-                          "spec": {**ingress(ns, "klass", own)["spec"],  # type: ignore[dict-item]
-                                   "ingressClassName": "other"}},
+            "annotations"),
+        "another class": ({**ingress(ns, "hello", own),
+                           "spec": {**ingress(ns, "hello", own)["spec"],  # type: ignore[dict-item]
+                                    "ingressClassName": "other"}}, "class"),
+        "another tenant's TLS host": (ingress(ns, "hello", own, tls=[{"hosts": [theirs]}]),
+                                      "TLS hosts"),
     }
-    for what, manifest in attempts.items():
-        with pytest.raises(ApiError) as err:
-            admin.create(from_dict(manifest))
-        assert err.value.status.code in (403, 422), what
+    for what, (manifest, rule) in attempts.items():
+        assert rule in refused(admin, manifest, dry_run=True), what
     with pytest.raises(ApiError) as added:
         admin.patch(Ingress, "hello", {"spec": {"rules": [
             {"host": own}, {"host": theirs}]}}, namespace=ns)
@@ -382,6 +392,35 @@ def test_routes_name_only_the_hostnames_their_app_claims(
     # Removing the app takes its claim with it.
     cluster.remove_app(mine, "hello")
     assert "hosts.cove.dev/hello" not in (admin.get(Namespace, ns).metadata.annotations or {})
+
+
+def test_httproutes_name_only_the_hostnames_their_app_claims(
+        control_plane: ControlPlane, space: Callable[..., str]) -> None:
+    """The same for HTTPRoutes, on a pool that routes through the Gateway API."""
+    admin = control_plane.admin()
+    cluster = gateway_cluster(admin)
+    victim, mine = space(), space()
+    cluster.deploy(app_spec(victim), None, timeout=90)
+    cluster.deploy(app_spec(mine), None, timeout=90)
+    ns = namespace_of(mine)
+    theirs, own = f"hello-{victim}.apps.test", f"hello-{mine}.apps.test"
+
+    def route(name: str, *hosts: str, **meta: object) -> dict[str, object]:
+        return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"name": name, "namespace": ns, **meta},
+                "spec": {"parentRefs": [{"name": "cove", "namespace": "gateway-system"}],
+                         "hostnames": list(hosts),
+                         "rules": [{"backendRefs": [{"name": "hello", "port": 80}]}]}}
+
+    attempts = {  # as for Ingresses: each breaks one rule, under a claimed name if it can
+        "another tenant's host": (route("hijack", theirs), "claims"),
+        "another tenant's host, under the app's name": (route("hello", own, theirs), "claims"),
+        "no hostnames (every host the Gateway serves)": (route("hello"), "claims"),
+        "a router annotation": (route("hello", own, annotations={
+            "konghq.com/plugins": "steal"}), "annotations"),
+    }
+    for what, (manifest, rule) in attempts.items():
+        assert rule in refused(admin, manifest, dry_run=True), what
 
 
 def test_cluster_policies_hold_whoever_writes(control_plane: ControlPlane,
@@ -433,6 +472,44 @@ def test_object_counts_are_bounded(control_plane: ControlPlane,
     # At most the quota (the namespace's own kube-root-ca.crt counts too once the
     # controller manager has made it, which on a loaded machine may come later).
     assert made <= CONFIGMAPS
+
+
+WORKLOADS = {
+    # kind: (quota key, a minimal object of that kind named NAME in NS)
+    "PodDisruptionBudget": ("count/poddisruptionbudgets.policy", {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"x": "NAME"}}}}),
+    "HorizontalPodAutoscaler": ("count/horizontalpodautoscalers.autoscaling", {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "NAME"}, "minReplicas": 1, "maxReplicas": 2}}),
+    "Deployment": ("count/deployments.apps", {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"x": "NAME"}},
+                 "template": {"metadata": {"labels": {"x": "NAME"}}, "spec": {
+                     "containers": [{"name": "c", "image": "registry.test/x:1"}]}}}}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WORKLOADS))
+def test_workload_counts_are_bounded(control_plane: ControlPlane, space: Callable[..., str],
+                                     kind: str) -> None:
+    """Only ConfigMaps, Secrets, Jobs, CronJobs and StatefulSets were counted: a member
+    could make Deployments (each with its ReplicaSets), autoscalers and disruption budgets
+    without end. A space holds what its template lets Cove make, and a few more."""
+    ns = namespace_of(space(("dev7", Role.DEVELOPER)))
+    dev = as_user(control_plane, "dev7")
+    key, body = WORKLOADS[kind]
+    made = 0
+    with pytest.raises(ApiError) as err:
+        for n in range(200):
+            name = f"w{n}"
+            manifest = yaml.safe_load(yaml.safe_dump(body).replace("NAME", name))
+            dev.create(from_dict({**manifest, "metadata": {"name": name, "namespace": ns}}))
+            made += 1
+    assert err.value.status.code == 403 and "exceeded quota" in err.value.status.message
+    hard = control_plane.admin().get(ResourceQuota, "cove-quota", namespace=ns).spec.hard
+    assert made == int(hard[key])
 
 
 def test_drift_of_every_kind_is_undone(control_plane: ControlPlane, cluster: KubernetesCluster,
@@ -533,6 +610,43 @@ def test_drift_of_every_kind_is_undone(control_plane: ControlPlane, cluster: Kub
     assert admin.get(ValidatingAdmissionPolicy, "cove-pods").spec.validations
 
 
+def test_cluster_wide_grants_of_coves_roles_are_undone(
+        control_plane: ControlPlane, cluster: KubernetesCluster,
+        space: Callable[..., str]) -> None:
+    """A ClusterRoleBinding to a member role, made behind Cove's back, granted it in every
+    namespace and was never pruned. The next pass deletes it; the operator's own
+    ClusterRoleBindings to other roles stay."""
+    from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
+
+    from cove.ports.pool import SpaceState
+
+    name = space()
+    ns = namespace_of(name)
+    admin, tag = control_plane.admin(), uuid.uuid4().hex[:6]
+
+    def grant(binding: str, role: str) -> str:
+        manifest = {**role_binding("", f"{binding}-{tag}", role, f"cove:mallory-{tag}"),
+                    "kind": "ClusterRoleBinding"}
+        manifest["metadata"] = {"name": f"{binding}-{tag}"}
+        admin.create(from_dict(manifest))
+        return f"{binding}-{tag}"
+
+    backdoor, own = grant("backdoor", "cove-developer"), grant("operators-own", "view")
+    mallory = as_user(control_plane, f"mallory-{tag}")
+    list(mallory.list(Secret, namespace=ns))  # a stranger reads the space's Secrets
+    try:
+        assert cluster.reconcile([], [SpaceState(name, TEMPLATE, ())]) >= 1
+        with pytest.raises(ApiError) as gone:
+            admin.get(ClusterRoleBinding, backdoor)
+        assert gone.value.status.code == 404
+        assert admin.get(ClusterRoleBinding, own).roleRef.name == "view"
+        with pytest.raises(ApiError) as denied:
+            list(mallory.list(Secret, namespace=ns))
+        assert denied.value.status.code == 403
+    finally:
+        admin.delete(ClusterRoleBinding, own)
+
+
 def test_an_autoscaled_process_keeps_the_count_its_autoscaler_chose(
         cluster: KubernetesCluster, space: Callable[..., str]) -> None:
     from cove.domain.models import Autoscale
@@ -568,3 +682,20 @@ def test_doctor_sees_drift_that_is_not_repaired_yet(cluster: KubernetesCluster,
     checks = {c.name: c for c in cluster.space_checks(name)}
     assert checks["admission"].status == "fail"
     assert "privileged" in checks["admission"].detail
+
+
+def test_server_doctor_fails_a_pool_whose_spaces_lack_admission_policies(
+        cluster: KubernetesCluster, space: Callable[..., str]) -> None:
+    """A deleted admission policy was only a warning in `cove-server doctor`, while every
+    space on the pool went without that guard rail until the next reconcile pass."""
+    from lightkube.resources.admissionregistration_v1 import ValidatingAdmissionPolicy
+
+    space()
+    cluster.client.delete(ValidatingAdmissionPolicy, "cove-secrets")
+    try:
+        checks = {c.name: c for c in cluster.preflight()}
+    finally:
+        cluster.ensure_cluster_roles()
+    check = checks["pool kubernetes admission policies"]
+    assert check.status == "fail" and "cove-secrets" in check.detail, check
+    assert {c.name: c for c in cluster.preflight()}[check.name].status == "pass"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cove.adapters.runtime.kubernetes.cluster import KubernetesCluster
 from cove.bootstrap import load_pools
 from cove.domain.errors import Invalid
 from cove.ports.pool import Pool
@@ -48,8 +49,23 @@ def test_a_pools_registry_is_where_built_images_go(tmp_path: Path) -> None:
      "registry must be host:port or a mapping with push"),
     ("pools:\n  k: {driver: kubernetes, kubeconfig: KC, registry: [a]}\n",
      "registry must be"),
+    # Members would be bound as bare names (anyone's), or as the cluster's own identities.
+    ("pools:\n  k: {driver: kubernetes, kubeconfig: KC, user_prefix: ''}\n",
+     "user_prefix must not be empty"),
+    ("pools:\n  k: {driver: kubernetes, kubeconfig: KC, user_prefix: null}\n",
+     "user_prefix must not be empty"),
+    ("pools:\n  k: {driver: kubernetes, kubeconfig: KC, user_prefix: 'system:'}\n",
+     "user_prefix must not start with 'system:'"),
+    ("pools:\n  k: {driver: kubernetes, kubeconfig: KC,\n"
+     "      user_prefix: 'system:serviceaccount:kube-system:'}\n", "reserved"),
 ])
 def test_mistakes_in_the_pools_file_are_named(tmp_path: Path, body: str,
                                               message: str) -> None:
     with pytest.raises(Invalid, match=message):
         pools(tmp_path, body)
+
+
+def test_a_pools_user_prefix_names_its_members(tmp_path: Path) -> None:
+    found = pools(tmp_path, "pools:\n  k: {driver: kubernetes, kubeconfig: KC,\n"
+                  "                    user_prefix: 'oidc:'}\n")
+    assert isinstance(found["k"], KubernetesCluster) and found["k"].user_prefix == "oidc:"

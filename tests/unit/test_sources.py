@@ -12,7 +12,7 @@ import pytest
 from cove.adapters.builder.archive import extract
 from cove.cli.upload import pack
 from cove.domain.errors import Invalid
-from cove.domain.procfile import parse_procfile
+from cove.domain.procfile import MAX_PROCESS_TYPES, parse_procfile
 
 
 def test_procfiles() -> None:
@@ -25,6 +25,11 @@ def test_procfiles() -> None:
                      ("", "no process types")]:
         with pytest.raises(Invalid, match=why):
             parse_procfile(bad)
+    # Each type is a Deployment in the space: its cluster quota counts them.
+    types = "".join(f"p{n}: x\n" for n in range(MAX_PROCESS_TYPES))
+    assert len(parse_procfile(types + "release: migrate\n")) == MAX_PROCESS_TYPES + 1
+    with pytest.raises(Invalid, match=f"at most {MAX_PROCESS_TYPES}"):
+        parse_procfile(types + "one-more: x\n")
 
 
 def tarball(*members: tuple[tarfile.TarInfo, bytes | None]) -> io.BytesIO:

@@ -11,6 +11,9 @@ _LINE = re.compile(r"^([A-Za-z0-9_-]+)\s*:\s*(.*)$")
 _TYPE = re.compile(r"^[a-z][a-z0-9-]{0,29}$")
 RELEASE = "release"  # runs once before a new release takes traffic, not a process type
 MAX_BYTES = 64 * 1024
+# Each process type is an object (a Deployment, with its history) in the app's space: the
+# space's object counts on a cluster are sized by it.
+MAX_PROCESS_TYPES = 10
 
 
 def process_types(processes: dict[str, list[str] | None]) -> set[str]:
@@ -46,4 +49,8 @@ def parse_procfile(text: str) -> dict[str, list[str]]:
         result[kind] = ["/bin/sh", "-c", command]
     if not result:
         raise Invalid("Procfile declares no process types")
+    types = len(set(result) - {RELEASE})
+    if types > MAX_PROCESS_TYPES:
+        raise Invalid(f"Procfile declares {types} process types; an app has at most "
+                      f"{MAX_PROCESS_TYPES}")
     return result

@@ -30,12 +30,13 @@ from lightkube.operators import exists
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Pod
 from lightkube.resources.networking_v1 import NetworkPolicy
-from lightkube.resources.rbac_authorization_v1 import RoleBinding
+from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding, RoleBinding
 from lightkube.types import PatchType
 
 from cove.adapters.runtime.kubernetes import inspect
 from cove.adapters.runtime.kubernetes.render import (
     CLUSTER_ROLE,
+    KEPT_CONFIGS,
     MANAGED,
     MEMBER_LABEL,
     AppSpec,
@@ -281,11 +282,7 @@ class KubernetesCluster:
         res: Any = resource_registry.load(manifest["apiVersion"], manifest["kind"])
         self.counters.requests += 1
         self._verified.pop(_key(manifest), None)
-        try:
-            self.client.delete(res, meta["name"], namespace=meta.get("namespace"))
-        except ApiError as err:
-            if err.status.code != 404:
-                raise
+        self._delete_quietly(res, meta["name"], meta.get("namespace"))
 
     def _claim_hosts(self, route: Manifest) -> None:
         """Before a route is written, its namespace names the app's hostnames: the routing
@@ -313,7 +310,27 @@ class KubernetesCluster:
     def ensure_cluster_roles(self) -> int:
         """Cove's cluster-wide objects: the members' roles and the admission policies
         bound to every space's namespace."""
-        return self.apply(self._cluster_objects(), "installing Cove's cluster roles and policies")
+        what = "installing Cove's cluster roles and policies"
+        return self._drop_cluster_grants(what) + self.apply(self._cluster_objects(), what)
+
+    def _drop_cluster_grants(self, what: str) -> int:
+        """Delete ClusterRoleBindings to Cove's member roles: Cove makes none, and one
+        grants the role in every namespace, every space's included."""
+        deleted = 0
+        with domain_errors(what):
+            self.counters.requests += 1
+            for binding in self.client.list(ClusterRoleBinding):
+                ref = binding.roleRef
+                if ref.kind != "ClusterRole" or ref.name not in CLUSTER_ROLE.values():
+                    continue
+                assert binding.metadata is not None and binding.metadata.name
+                log.warning("deleting ClusterRoleBinding %s: it granted %s in every namespace",
+                            binding.metadata.name, ref.name)
+                self.counters.requests += 1
+                self._delete_quietly(ClusterRoleBinding, binding.metadata.name)
+                deleted += 1
+        self.counters.writes += deleted
+        return deleted
 
     def _cluster_objects(self) -> list[Manifest]:
         return [*cluster_roles(), *admission_policies(
@@ -373,24 +390,24 @@ class KubernetesCluster:
                     continue
                 self.counters.requests += 1
                 self._verified.pop(key, None)
-                try:
-                    self.client.delete(type(obj), meta.name, namespace=meta.namespace)
-                except ApiError as err:
-                    if err.status.code != 404:
-                        raise
+                self._delete_quietly(type(obj), meta.name, meta.namespace)
                 deleted += 1
         self.counters.writes += deleted
         return deleted
 
+    def _delete_quietly(self, res: Any, name: str, namespace: str | None = None) -> None:
+        """Delete what may be gone already (someone else deleted it meanwhile)."""
+        try:
+            self.client.delete(res, name, namespace=namespace)
+        except ApiError as err:
+            if err.status.code != 404:
+                raise
+
     def remove_space(self, space: str, wait: float = 0) -> None:
         self._forget(namespace_of(space))
         with domain_errors(f"removing space {space!r}"):
-            try:
-                self.counters.requests += 1
-                self.client.delete(Namespace, namespace_of(space))
-            except ApiError as err:
-                if err.status.code != 404:
-                    raise
+            self.counters.requests += 1
+            self._delete_quietly(Namespace, namespace_of(space))
             deadline = time.monotonic() + wait
             while time.monotonic() < deadline:
                 try:
@@ -425,7 +442,8 @@ class KubernetesCluster:
         space_objects = [m for space in spaces for m in space_manifests(self._space_spec(space))]
         app_objects = [m for app in apps for m in self._render(app)]
         what = f"reconciling the pool {self.name!r}"
-        dropped = self._drop_stale(space_objects, what) if space_objects else 0
+        dropped = self._drop_cluster_grants(what)
+        dropped += self._drop_stale(space_objects, what) if space_objects else 0
         return dropped + self.apply([*self._cluster_objects(), *space_objects, *app_objects],
                                     what, keep_going=True)
 
@@ -505,7 +523,7 @@ class KubernetesCluster:
                     release = (obj.metadata.labels or {}).get("app.kubernetes.io/version", "")
                     if (kind, name) in keep:
                         continue
-                    if kind == "Secret" and _version(release) >= spec.release - 2:
+                    if kind == "Secret" and _version(release) > spec.release - KEPT_CONFIGS:
                         continue  # recent releases' config stays for a quick rollback
                     self.counters.requests += 1
                     self._verified.pop((kind, ns, name), None)

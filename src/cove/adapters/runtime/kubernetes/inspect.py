@@ -9,6 +9,7 @@ from typing import Any
 
 from lightkube import ApiError, Client
 from lightkube.models.authorization_v1 import ResourceAttributes, SelfSubjectAccessReviewSpec
+from lightkube.operators import exists
 from lightkube.resources.admissionregistration_v1 import ValidatingAdmissionPolicy
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.authorization_v1 import SelfSubjectAccessReview
@@ -18,6 +19,7 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRole
 
 from cove.adapters.runtime.kubernetes.render import (
     PSA,
+    SPACE_LABEL,
     admission_policies,
     cluster_roles,
     namespace_of,
@@ -30,7 +32,7 @@ UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10
 # What Cove does in a cluster, as (verb, API group, resource): provisioning a space and
 # running apps in it.
 NEEDED = (("create", "", "namespaces"), ("delete", "", "namespaces"),
-          ("patch", "", "namespaces"),
+          ("patch", "", "namespaces"), ("list", "", "namespaces"),
           ("update", "", "resourcequotas"), ("update", "", "limitranges"),
           ("update", "", "serviceaccounts"),
           ("update", "networking.k8s.io", "networkpolicies"),
@@ -38,6 +40,8 @@ NEEDED = (("create", "", "namespaces"), ("delete", "", "namespaces"),
           ("update", "rbac.authorization.k8s.io", "rolebindings"),
           ("update", "rbac.authorization.k8s.io", "clusterroles"),
           ("delete", "rbac.authorization.k8s.io", "rolebindings"),
+          ("list", "rbac.authorization.k8s.io", "clusterrolebindings"),
+          ("delete", "rbac.authorization.k8s.io", "clusterrolebindings"),
           ("update", "admissionregistration.k8s.io", "validatingadmissionpolicies"),
           ("update", "admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
           ("update", "apps", "deployments"), ("update", "", "services"),
@@ -167,12 +171,8 @@ def preflight(client: Client, pool: str, ingress_class: str | None) -> list[Chec
     policies = [m["metadata"]["name"] for m in admission_policies(ingress_class)
                 if m["kind"] == "ValidatingAdmissionPolicy"]
     absent = [p for p in policies if not _exists(client, ValidatingAdmissionPolicy, p)]
-    checks.append(Check("platform", f"{name} admission policies", WARN if absent else PASS,
-                        f"not yet installed: {', '.join(absent)}" if absent else
-                        f"{', '.join(policies)} installed",
-                        "they hold the spaces' guard rails whoever writes into a namespace",
-                        "installed with the first space Cove provisions there, restored by "
-                        "every reconcile pass"))
+    checks.append(_policies_check(name, policies, absent,
+                                  unguarded=bool(absent) and _has_spaces(client)))
     if ingress_class:
         ok = _exists(client, IngressClass, ingress_class)
         checks.append(Check("platform", f"{name} ingress class", PASS if ok else WARN,
@@ -180,6 +180,30 @@ def preflight(client: Client, pool: str, ingress_class: str | None) -> list[Chec
                             "apps are routed by the ingress controller of that class",
                             "install the ingress controller, or set ingress_class"))
     return checks
+
+
+def _policies_check(name: str, policies: list[str], absent: list[str],
+                    unguarded: bool) -> Check:
+    """Missing policies fail once a space is on the pool: it goes without those guard
+    rails. Before the first space they are only not installed yet (Cove installs them
+    with it, so a fresh pool must not keep Cove from starting)."""
+    why = "they hold the spaces' guard rails whoever writes into a namespace"
+    if not absent:
+        return Check("platform", f"{name} admission policies", PASS,
+                     f"{', '.join(policies)} installed", why)
+    if not unguarded:
+        return Check("platform", f"{name} admission policies", WARN,
+                     f"not yet installed: {', '.join(absent)}", why,
+                     "installed with the first space Cove provisions there")
+    return Check("platform", f"{name} admission policies", FAIL,
+                 f"missing while spaces run there: {', '.join(absent)}", why,
+                 "cove-server restores them on its next reconcile pass (or at start); if "
+                 "they do not come back, something in the cluster deletes them")
+
+
+def _has_spaces(client: Client) -> bool:
+    found = client.list(Namespace, labels={SPACE_LABEL: exists()}, chunk_size=1)
+    return next(iter(found), None) is not None
 
 
 def _exists(client: Client, res: Any, name: str) -> bool:

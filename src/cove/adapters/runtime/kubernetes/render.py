@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cove.domain.contract import PORT, app_env
+from cove.domain.procfile import MAX_PROCESS_TYPES
 from cove.domain.roles import Role
-from cove.domain.template import SpaceTemplate
+from cove.domain.template import Quota, SpaceTemplate
 from cove.ports.pool import AppState, ProcessState
 
 Manifest = dict[str, Any]
@@ -94,6 +95,31 @@ def cluster_roles() -> list[Manifest]:
 ALLOWED_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
 SPACE_LABEL = "cove.dev/space"
 CONFIGMAPS = 50  # per space (the cluster puts one there itself: kube-root-ca.crt)
+REVISIONS = 5  # old ReplicaSets each of Cove's Deployments keeps (revisionHistoryLimit)
+KEPT_CONFIGS = 3  # releases whose config Secret stays, for a quick rollback
+OWN = 10  # of each workload kind, what members may make themselves beside Cove's
+
+
+def object_counts(quota: Quota, pods: int) -> dict[str, str]:
+    """Count limits, so no space can fill the cluster's etcd for everyone: room for all
+    that Cove makes for the template's apps, and for a few of the members' own."""
+    deployments = quota.apps * MAX_PROCESS_TYPES + OWN  # one per process type
+    return {
+        "configmaps": str(CONFIGMAPS),
+        # an app's config is a Secret per release: the kept ones, and the next while it rolls out
+        "secrets": str((KEPT_CONFIGS + 1) * quota.apps + 2 * OWN),
+        "count/deployments.apps": str(deployments),
+        # the kept history, the current one, and one still scaling down during a rollout
+        "count/replicasets.apps": str(deployments * (REVISIONS + 2)),
+        "count/horizontalpodautoscalers.autoscaling": str(deployments),
+        "count/poddisruptionbudgets.policy": str(quota.apps + OWN),  # web above one instance
+        # `pods` counts only running ones: finished pods (a Job's, an evicted one) stay in
+        # etcd until deleted
+        "count/pods": str(2 * pods + 2 * OWN),
+        "count/jobs.batch": str(2 * OWN), "count/cronjobs.batch": str(OWN),
+        "count/statefulsets.apps": str(OWN)}
+
+
 def _writes(resource: str) -> list[dict[str, Any]]:
     """An admission policy's match: creating or updating a core `resource`."""
     return [{"apiGroups": [""], "apiVersions": ["v1"], "resources": [resource],
@@ -249,12 +275,7 @@ def space_manifests(spec: SpaceSpec) -> list[Manifest]:
              "requests.memory": _mem(memory), "limits.memory": _mem(memory),
              "services": str(quota.apps), "services.nodeports": "0",
              "services.loadbalancers": "0", "persistentvolumeclaims": "0",
-             "requests.storage": "0",
-             # Object counts, so no space can fill the cluster's etcd for everyone: a
-             # release's config is one Secret per app (two while a rollout runs).
-             "configmaps": str(CONFIGMAPS), "secrets": str(2 * quota.apps + 20),
-             "count/jobs.batch": "20", "count/cronjobs.batch": "10",
-             "count/statefulsets.apps": "10"}}},
+             "requests.storage": "0", **object_counts(quota, pods)}}},
         {"apiVersion": "v1", "kind": "LimitRange", "metadata": _meta("cove-limits", ns),
          "spec": {"limits": [{
              "type": "Container",
@@ -445,7 +466,7 @@ def _deployment(spec: AppSpec, proc: ProcessSpec, ns: str) -> Manifest:
         "spec": {
             # Under an autoscaler the replica count is its to set, not Cove's.
             **({} if proc.autoscale else {"replicas": proc.count}),
-            "revisionHistoryLimit": 5,
+            "revisionHistoryLimit": REVISIONS,
             "progressDeadlineSeconds": max(spec.health_timeout * 2, 60),
             "selector": {"matchLabels": {"cove.dev/app": spec.app,
                                          "cove.dev/process": proc.name}},
