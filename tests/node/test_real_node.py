@@ -21,7 +21,7 @@ import pytest
 from lightkube import ApiError
 from lightkube.codecs import from_dict
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import Pod, Service
 from lightkube.resources.networking_v1 import Ingress
 from lightkube.types import PatchType
 
@@ -199,11 +199,73 @@ def test_spaces_stay_apart_on_the_wire(real_node: RealNode, nora: CliUser, rita:
     assert refused.startswith("error:"), refused
     refused = fetch(real_node, theirs, f"http://{mine.status.podIP}:8000/")
     assert refused.startswith("error:"), refused
-    if real_node.env.get("DNS"):
-        # The template allows DNS: the Service's name resolves and routes within the space.
+    if dns_allowed(real_node, nora, shop):
+        # The Service's name resolves and routes within the space, not across spaces.
         assert fetch(real_node, mine, "http://web/").startswith("200 hello from web")
         refused = fetch(real_node, theirs, "http://web.cove-shop/")
         assert refused.startswith("error:"), refused
+
+
+def dns_allowed(node: RealNode, user: CliUser, space: str) -> bool:
+    """Whether the space's template lets its pods use DNS; if so the node must serve it
+    (the DNS checks would otherwise pass without checking anything)."""
+    info = json.loads(user.run("spaces", "info", space, "--json").stdout)
+    allowed = bool(info["network"]["allow_dns"])
+    assert node.env.get("DNS") or not allowed, "the template allows DNS; the node has none"
+    return allowed
+
+
+def served_ports(pod: Pod) -> set[int]:
+    """The TCP ports a pod declares or is probed on."""
+    ports: set[int] = set()
+    for c in pod.spec.containers:
+        ports |= {p.containerPort for p in c.ports or [] if p.protocol in (None, "TCP")}
+        for probe in (c.readinessProbe, c.livenessProbe, c.startupProbe):
+            if probe and probe.httpGet and isinstance(probe.httpGet.port, int):
+                ports.add(probe.httpGet.port)
+    return ports
+
+
+def closed_to_tenants(node: RealNode) -> list[str]:
+    """What a tenant's pod must not reach: the API server (the node's forward to it and the
+    `kubernetes` Service), kube-system's pods on any port but DNS, and the router (its pod
+    and the node's port it listens on)."""
+    client = node.plane.admin()
+    api = client.get(Service, "kubernetes", namespace="default").spec.clusterIP
+    urls = [f"http://{node.env['APISERVER_FORWARD']}/", f"http://{api}:443/",
+            f"http://{node.ingress}/"]
+    for ns in ("kube-system", node.env["ROUTER_NAMESPACE"]):
+        for pod in client.list(Pod, namespace=ns):
+            urls += [f"http://{pod.status.podIP}:{port}/"
+                     for port in sorted(served_ports(pod) - {53})]
+    return urls
+
+
+def answers_the_host(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=5)  # a TLS port answers plain HTTP with a 400
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def test_pods_reach_only_what_the_template_allows(real_node: RealNode, nora: CliUser,
+                                                 shop: str) -> None:
+    """A tenant's pod reaches its own space and, as the template allows, DNS; nothing of
+    the platform: each target answers the host, so the pod's refusal is its policy, not a
+    dead port."""
+    mine, neighbour = neighbours(real_node, nora, shop)
+    assert fetch(real_node, mine, f"http://{neighbour.status.podIP}:8000/").startswith(
+        "200 hello from web")
+    if dns_allowed(real_node, nora, shop):
+        assert fetch(real_node, mine, "http://web/").startswith("200 hello from web")
+    closed = closed_to_tenants(real_node)
+    # The API server twice, the router's node port and pod ports, CoreDNS's other ports.
+    assert len(closed) >= 5 + 2 * bool(real_node.env.get("DNS")), closed
+    for url in closed:
+        assert answers_the_host(url), f"{url} does not answer even the host"
+        refused = fetch(real_node, mine, url)
+        assert refused.startswith("error:"), f"{url} answered a tenant's pod: {refused}"
 
 
 def hijacks(node: RealNode, host: str, pod_ip: str) -> list[dict[str, Any]]:
