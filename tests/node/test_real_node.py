@@ -28,7 +28,7 @@ from lightkube.types import PatchType
 from tests.node.conftest import DOMAIN
 from tests.support.apps import dockerfile_app, git
 from tests.support.cove import CliUser, CoveServer, requesting
-from tests.support.k8s import RealNode
+from tests.support.k8s import RealNode, node_traces
 from tests.support.services import Registry, wait_until
 
 
@@ -373,8 +373,12 @@ def test_git_push_is_built_pushed_and_pulled_by_the_node(
 
 def test_taking_the_node_down_leaves_the_host_as_it_was(real_node: RealNode) -> None:
     """Last in this package: `k8s-node down` fails when the host's iptables rules differ
-    from before `up`; nothing of the node stays (links, mounts, processes)."""
+    from before `up` or anything else of the node is left; and nothing is (processes,
+    ipsets, nfacct counters, network namespaces, cgroups, links, mounts)."""
     real_node.down()
+    after = node_traces(real_node.plane.state, real_node.env["NODE_IP"])
+    left = {what: found - real_node.before[what] for what, found in after.items()}
+    assert not any(left.values()), left
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert "cove-node0" not in links
     mounts = Path("/proc/self/mounts").read_text()
