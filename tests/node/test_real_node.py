@@ -10,6 +10,7 @@ writes. Figures (deploy to first answer, repairs) are printed as JSON lines.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -20,12 +21,14 @@ import pytest
 from lightkube import ApiError
 from lightkube.codecs import from_dict
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Pod
+from lightkube.resources.core_v1 import Pod, Service
+from lightkube.resources.networking_v1 import Ingress
+from lightkube.types import PatchType
 
 from tests.node.conftest import DOMAIN
 from tests.support.apps import dockerfile_app, git
 from tests.support.cove import CliUser, CoveServer, requesting
-from tests.support.k8s import RealNode
+from tests.support.k8s import RealNode, node_traces
 from tests.support.services import Registry, wait_until
 
 
@@ -152,8 +155,6 @@ def test_a_crashing_release_is_undone_while_the_old_pods_serve(
 
 def fetch(node: RealNode, pod: Pod, url: str) -> str:
     """`hello fetch URL` run inside a running app's container: what that pod can reach."""
-    import subprocess
-
     proc = subprocess.run([str(node.plane.bin / "kubectl"), "--kubeconfig",
                            str(node.plane.kubeconfig), "exec", "-n", pod.metadata.namespace,
                            pod.metadata.name, "--", "/hello", "fetch", url],
@@ -161,17 +162,36 @@ def fetch(node: RealNode, pod: Pod, url: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def test_spaces_stay_apart_on_the_wire(real_node: RealNode, nora: CliUser, registry: Registry,
+def neighbours(node: RealNode, user: CliUser, space: str) -> list[Pod]:
+    """Two ready pods of the space's app "web" (scaled to 3 if it has fewer than 2)."""
+    ns = f"cove-{space}"
+    if len(pods_of(node, ns, "web")) < 2:
+        user.run("scale", "web", "web=3", "--space", space)
+        wait_until(lambda: len(pods_of(node, ns, "web")) >= 2, 60, "a neighbour in the space")
+    return pods_of(node, ns, "web")[:2]
+
+
+@pytest.fixture(scope="module")
+def rita(ncove: CoveServer, nora: CliUser, registry: Registry, real_node: RealNode,
+         shop: str) -> CliUser:
+    """Another tenant: admin of space "rival" on the same pool (and of nothing of shop's),
+    with the example app "other" serving at its own hostname."""
+    rita = ncove.user("rita")
+    rita.signup()
+    nora.run("spaces", "create", "rival", "--pool", "node")
+    nora.run("members", "add", "rival", "rita", "--role", "admin")
+    rita.run("apps", "create", "other", "--space", "rival")
+    rita.run("deploy", "other", f"{registry.host}/examples/hello:1", "--space", "rival")
+    wait_until(lambda: text_of(real_node, f"other-rival.{DOMAIN}").startswith(
+        "hello from other"), 60, "the rival app to answer through Traefik")
+    return rita
+
+
+def test_spaces_stay_apart_on_the_wire(real_node: RealNode, nora: CliUser, rita: CliUser,
                                       shop: str) -> None:
     """NetworkPolicies enforced by the node: a pod of one space cannot reach another
     space's pods; it reaches its own space's (and, with DNS, its Services by name)."""
-    nora.run("scale", "web", "web=3", "--space", shop)  # neighbours within the space
-    nora.run("spaces", "create", "rival", "--pool", "node")
-    nora.run("apps", "create", "other", "--space", "rival")
-    nora.run("deploy", "other", f"{registry.host}/examples/hello:1", "--space", "rival")
-    wait_until(lambda: text_of(real_node, f"other-rival.{DOMAIN}").startswith(
-        "hello from other"), 60, "the rival app to answer through Traefik")
-    mine, neighbour = pods_of(real_node, "cove-shop", "web")[:2]
+    mine, neighbour = neighbours(real_node, nora, shop)
     theirs = pod_of(real_node, "cove-rival", "other")
     assert fetch(real_node, mine, f"http://{neighbour.status.podIP}:8000/").startswith(
         "200 hello from web")
@@ -179,38 +199,159 @@ def test_spaces_stay_apart_on_the_wire(real_node: RealNode, nora: CliUser, regis
     assert refused.startswith("error:"), refused
     refused = fetch(real_node, theirs, f"http://{mine.status.podIP}:8000/")
     assert refused.startswith("error:"), refused
-    if real_node.env.get("DNS"):
-        # The template allows DNS: the Service's name resolves and routes within the space.
+    if dns_allowed(real_node, nora, shop):
+        # The Service's name resolves and routes within the space, not across spaces.
         assert fetch(real_node, mine, "http://web/").startswith("200 hello from web")
         refused = fetch(real_node, theirs, "http://web.cove-shop/")
         assert refused.startswith("error:"), refused
 
 
-def test_claiming_another_spaces_hostname_fails_on_the_wire(real_node: RealNode,
-                                                           shop: str) -> None:
-    """An Ingress for shop's hostname in rival's namespace is refused, whoever writes it,
-    and the router keeps sending shop's hostname to shop."""
-    host = f"web-shop.{DOMAIN}"
-    hijack = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-              "metadata": {"name": "other", "namespace": "cove-rival"},
-              "spec": {"ingressClassName": real_node.env["INGRESS_CLASS"], "rules": [{
-                  "host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
-                                                    "backend": {"service": {
-                                                        "name": "other",
-                                                        "port": {"number": 80}}}}]}}]}}
-    for client in (real_node.plane.user("cove:nora"), real_node.plane.admin()):
+def dns_allowed(node: RealNode, user: CliUser, space: str) -> bool:
+    """Whether the space's template lets its pods use DNS; if so the node must serve it
+    (the DNS checks would otherwise pass without checking anything)."""
+    info = json.loads(user.run("spaces", "info", space, "--json").stdout)
+    allowed = bool(info["network"]["allow_dns"])
+    assert node.env.get("DNS") or not allowed, "the template allows DNS; the node has none"
+    return allowed
+
+
+def served_ports(pod: Pod) -> set[int]:
+    """The TCP ports a pod declares or is probed on."""
+    ports: set[int] = set()
+    for c in pod.spec.containers:
+        ports |= {p.containerPort for p in c.ports or [] if p.protocol in (None, "TCP")}
+        for probe in (c.readinessProbe, c.livenessProbe, c.startupProbe):
+            if probe and probe.httpGet and isinstance(probe.httpGet.port, int):
+                ports.add(probe.httpGet.port)
+    return ports
+
+
+def closed_to_tenants(node: RealNode) -> list[str]:
+    """What a tenant's pod must not reach: the API server (the node's forward to it and the
+    `kubernetes` Service), kube-system's pods on any port but DNS, and the router (its pod
+    and the node's port it listens on)."""
+    client = node.plane.admin()
+    api = client.get(Service, "kubernetes", namespace="default").spec.clusterIP
+    urls = [f"http://{node.env['APISERVER_FORWARD']}/", f"http://{api}:443/",
+            f"http://{node.ingress}/"]
+    for ns in ("kube-system", node.env["ROUTER_NAMESPACE"]):
+        for pod in client.list(Pod, namespace=ns):
+            urls += [f"http://{pod.status.podIP}:{port}/"
+                     for port in sorted(served_ports(pod) - {53})]
+    return urls
+
+
+def answers_the_host(url: str) -> bool:
+    try:
+        httpx.get(url, timeout=5)  # a TLS port answers plain HTTP with a 400
+    except httpx.HTTPError:
+        return False
+    return True
+
+
+def test_pods_reach_only_what_the_template_allows(real_node: RealNode, nora: CliUser,
+                                                 shop: str) -> None:
+    """A tenant's pod reaches its own space and, as the template allows, DNS; nothing of
+    the platform: each target answers the host, so the pod's refusal is its policy, not a
+    dead port."""
+    mine, neighbour = neighbours(real_node, nora, shop)
+    assert fetch(real_node, mine, f"http://{neighbour.status.podIP}:8000/").startswith(
+        "200 hello from web")
+    if dns_allowed(real_node, nora, shop):
+        assert fetch(real_node, mine, "http://web/").startswith("200 hello from web")
+    closed = closed_to_tenants(real_node)
+    # The API server twice, the router's node port and pod ports, CoreDNS's other ports.
+    assert len(closed) >= 5 + 2 * bool(real_node.env.get("DNS")), closed
+    for url in closed:
+        assert answers_the_host(url), f"{url} does not answer even the host"
+        refused = fetch(real_node, mine, url)
+        assert refused.startswith("error:"), f"{url} answered a tenant's pod: {refused}"
+
+
+def hijacks(node: RealNode, host: str, pod_ip: str) -> list[dict[str, Any]]:
+    """What a tenant would write in their namespace (cove-rival) to take shop's traffic:
+    an Ingress for shop's hostname; a Service without a selector and hand-written
+    Endpoints and EndpointSlice naming shop's pod; an EndpointSlice adding shop's pod to
+    the rival app's own Service (where the router sends the rival's hostname)."""
+    ns = "cove-rival"
+    port = [{"name": "http", "port": 8000, "protocol": "TCP"}]
+
+    def slice_of(name: str, service: str) -> dict[str, Any]:
+        return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                "metadata": {"name": name, "namespace": ns,
+                             "labels": {"kubernetes.io/service-name": service}},
+                "addressType": "IPv4", "ports": port,
+                "endpoints": [{"addresses": [pod_ip], "conditions": {"ready": True}}]}
+
+    rule = {"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
+        "service": {"name": "other", "port": {"number": 80}}}}]}}
+    return [
+        {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+         "metadata": {"name": "hijack", "namespace": ns},
+         "spec": {"ingressClassName": node.env["INGRESS_CLASS"], "rules": [rule]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "steal", "namespace": ns},
+         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8000}]}},
+        {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "steal", "namespace": ns},
+         "subsets": [{"addresses": [{"ip": pod_ip}], "ports": port}]},
+        slice_of("steal-1", "steal"),
+        slice_of("other-hijack", "other"),
+    ]
+
+
+def instances_answering(node: RealNode, host: str, times: int = 40) -> set[str]:
+    """The pods that answered `times` requests for `host` through the router (the example
+    app names its pod)."""
+    names = set()
+    for _ in range(times):
+        response = answer(node, host)
+        assert response.status_code == 200, (host, response.status_code, response.text)
+        names.add(response.text.split("instance=")[1].split()[0])
+    return names
+
+
+def pod_names(node: RealNode, ns: str) -> set[str]:
+    """Every pod of a namespace, ready or not, on its way in or out."""
+    return {p.metadata.name for p in node.plane.admin().list(Pod, namespace=ns)}
+
+
+def test_another_tenant_cannot_take_shops_hostnames_or_pods(
+        real_node: RealNode, nora: CliUser, rita: CliUser, shop: str) -> None:
+    """Rita, admin of space rival, tries to route shop's hostnames or shop's pods to her
+    space, through the cluster and through Cove: all is refused, and on the wire shop's
+    hostnames answer from shop's pods and rival's from rival's, request after request."""
+    host, custom = f"web-shop.{DOMAIN}", "shop.example.test"
+    nora.run("domains", "add", "web", custom, "--space", shop)
+    wait_until(lambda: text_of(real_node, custom).startswith("hello from web"), 30,
+               "shop's custom domain to answer")
+    attempts = hijacks(real_node, host, pod_of(real_node, "cove-shop", "web").status.podIP)
+    as_rita = real_node.plane.user("cove:rita")
+    for attempt in attempts:
         with pytest.raises(ApiError) as err:
-            client.create(from_dict({**hijack, "metadata": {**hijack["metadata"],
-                                                            "name": "hijack"}}))
-        assert err.value.status.code in (403, 422)
-    endpoints = {"apiVersion": "v1", "kind": "Endpoints",
-                 "metadata": {"name": "other", "namespace": "cove-rival"},
-                 "subsets": [{"addresses": [{"ip": pod_of(
-                     real_node, "cove-shop", "web").status.podIP}], "ports": [{"port": 8000}]}]}
-    with pytest.raises(ApiError):
-        real_node.plane.user("cove:nora").create(from_dict(endpoints))
-    for _ in range(20):
-        assert answer(real_node, host).text.startswith("hello from web")
+            as_rita.create(from_dict(attempt))
+        assert err.value.status.code == 403, attempt
+    with pytest.raises(ApiError) as err:  # nor may she add shop's hostname to her own route
+        as_rita.patch(Ingress, "other", [{"op": "add", "path": "/spec/rules/-",
+                                          "value": attempts[0]["spec"]["rules"][0]}],
+                      namespace="cove-rival", patch_type=PatchType.JSON)
+    assert err.value.status.code == 403
+    # Where RBAC does not stop a writer (a cluster admin), Cove's admission policies do.
+    for attempt in attempts[:2]:
+        with pytest.raises(ApiError) as err:
+            real_node.plane.admin().create(from_dict(attempt))
+        assert "ValidatingAdmissionPolicy" in (err.value.status.message or ""), attempt
+    for claimed, why in ((host, "Cove's own domain"), (custom, "already in use")):
+        refused = rita.run("domains", "add", "other", claimed, "--space", "rival", ok=False)
+        assert why in refused.stderr, refused.stderr
+    assert_each_space_serves_its_own_hostnames(real_node, host, custom)
+
+
+def assert_each_space_serves_its_own_hostnames(node: RealNode, *shops: str) -> None:
+    """On the wire: shop's hostnames are answered by shop's pods only, rival's by rival's."""
+    shop_pods, rival_pods = pod_names(node, "cove-shop"), pod_names(node, "cove-rival")
+    assert not shop_pods & rival_pods
+    for host in shops:
+        assert instances_answering(node, host) <= shop_pods, host
+    assert instances_answering(node, f"other-rival.{DOMAIN}") <= rival_pods
 
 
 def test_git_push_is_built_pushed_and_pulled_by_the_node(
@@ -232,10 +373,12 @@ def test_git_push_is_built_pushed_and_pulled_by_the_node(
 
 def test_taking_the_node_down_leaves_the_host_as_it_was(real_node: RealNode) -> None:
     """Last in this package: `k8s-node down` fails when the host's iptables rules differ
-    from before `up`; nothing of the node stays (links, mounts, processes)."""
-    import subprocess
-
+    from before `up` or anything else of the node is left; and nothing is (processes,
+    ipsets, nfacct counters, network namespaces, cgroups, links, mounts)."""
     real_node.down()
+    after = node_traces(real_node.plane.state, real_node.env["NODE_IP"])
+    left = {what: found - real_node.before[what] for what, found in after.items()}
+    assert not any(left.values()), left
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
     assert "cove-node0" not in links
     mounts = Path("/proc/self/mounts").read_text()

@@ -81,6 +81,39 @@ def start_control_plane(state: Path, **env: str) -> ControlPlane:
 NODE_SCRIPT = ROOT / "scripts" / "k8s-node"
 
 
+def _output(*command: str) -> str:
+    proc = subprocess.run(command, capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def _commands() -> set[str]:
+    out = set()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        if cmdline.parent.name == str(os.getpid()):
+            continue
+        try:
+            out.add(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            pass  # gone meanwhile
+    return out
+
+
+def node_traces(state: Path, node_ip: str = "10.213.0.1") -> dict[str, set[str]]:
+    """What of a real node can outlive it on the host: its processes (their command lines
+    name its state directory, or bind its IP), ipsets, nfacct counters, pods' network
+    namespaces, and its cgroup /cove-node in each hierarchy."""
+    cgroups = Path("/sys/fs/cgroup")
+    return {
+        "processes": {c for c in _commands() if str(state) in c or f"bind={node_ip}" in c},
+        "ipsets": set(_output("ipset", "list", "-n").split()),
+        # `{ pkts = ..., bytes = ... } = NAME;`
+        "nfacct counters": {line.rsplit(" = ", 1)[1].rstrip(";")
+                            for line in _output("nfacct", "list").splitlines() if " = " in line},
+        "network namespaces": {p.name for p in Path("/run/netns").glob("cni-*")},
+        "cgroups": {str(d) for d in (*cgroups.glob("*/cove-node"), *cgroups.glob("cove-node"))},
+    }
+
+
 @dataclass
 class RealNode:
     """A control plane of its own with one real node (scripts/k8s-node): containerd,
@@ -88,6 +121,7 @@ class RealNode:
 
     plane: ControlPlane
     env: dict[str, str]  # what `k8s-node up` printed: NODE_IP, INGRESS, INGRESS_CLASS, ...
+    before: dict[str, set[str]]  # node_traces before `up`: what others had on the host
 
     @property
     def ingress(self) -> str:
@@ -106,6 +140,7 @@ class RealNode:
 
 
 def start_real_node(state: Path) -> RealNode:
+    before = node_traces(state)
     plane = start_control_plane(state, KWOK_NODES="0")
     try:
         _testenv(state, "up", script=NODE_SCRIPT, timeout=3600)
@@ -117,4 +152,4 @@ def start_real_node(state: Path) -> RealNode:
         plane.down()
         raise
     env = dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
-    return RealNode(plane, env)
+    return RealNode(plane, env, before)
