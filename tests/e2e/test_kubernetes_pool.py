@@ -294,7 +294,7 @@ def test_source_pushed_to_a_pool_app_is_built_and_pulled_from_the_pools_registry
     assert repository == f"{registry.host}/pool/{team}/built"
     inspected = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format",
                                 "{{.Digest}}", f"docker://{image}"],
-                               capture_output=True, text=True, check=True)
+                               capture_output=True, text=True, check=True, timeout=120)
     assert inspected.stdout.strip() == digest  # the nodes can pull exactly what was built
     assert deployment(control_plane, "built-web").status.readyReplicas == 1
 

@@ -379,7 +379,8 @@ def test_taking_the_node_down_leaves_the_host_as_it_was(real_node: RealNode) -> 
     after = node_traces(real_node.plane.state, real_node.env["NODE_IP"])
     left = {what: found - real_node.before[what] for what, found in after.items()}
     assert not any(left.values()), left
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
+                           timeout=60).stdout
     assert "cove-node0" not in links
     mounts = Path("/proc/self/mounts").read_text()
     assert str(real_node.plane.state) not in mounts

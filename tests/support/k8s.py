@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class ControlPlane:
     def kubectl(self, *args: str, kubeconfig: Path | None = None) -> str:
         return subprocess.run([str(self.bin / "kubectl"), "--kubeconfig",
                                str(kubeconfig or self.kubeconfig), *args],
-                              capture_output=True, text=True, check=True).stdout
+                              capture_output=True, text=True, check=True, timeout=120).stdout
 
     def admin(self) -> Client:
         return Client(KubeConfig.from_file(self.kubeconfig), field_manager="cove-tests")
@@ -73,7 +74,8 @@ class ControlPlane:
 def start_control_plane(state: Path, **env: str) -> ControlPlane:
     kubeconfig = _testenv(state, "up", **env)
     exports = subprocess.run([str(SCRIPT), "env"], capture_output=True, text=True,
-                             env=dict(os.environ, COVE_K8S_DIR=str(state)), check=True).stdout
+                             env=dict(os.environ, COVE_K8S_DIR=str(state)), check=True,
+                             timeout=60).stdout
     bin_dir = exports.split("export PATH=", 1)[1].split(":", 1)[0]
     return ControlPlane(state, Path(kubeconfig), Path(bin_dir))
 
@@ -82,7 +84,7 @@ NODE_SCRIPT = ROOT / "scripts" / "k8s-node"
 
 
 def _output(*command: str) -> str:
-    proc = subprocess.run(command, capture_output=True, text=True)
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
     return proc.stdout if proc.returncode == 0 else ""
 
 
@@ -91,10 +93,8 @@ def _commands() -> set[str]:
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         if cmdline.parent.name == str(os.getpid()):
             continue
-        try:
+        with contextlib.suppress(OSError):  # gone meanwhile
             out.add(cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-        except OSError:
-            pass  # gone meanwhile
     return out
 
 
@@ -145,7 +145,8 @@ def start_real_node(state: Path) -> RealNode:
     try:
         _testenv(state, "up", script=NODE_SCRIPT, timeout=3600)
         out = subprocess.run([str(NODE_SCRIPT), "env"], capture_output=True, text=True,
-                             env=dict(os.environ, COVE_K8S_DIR=str(state)), check=True)
+                             env=dict(os.environ, COVE_K8S_DIR=str(state)), check=True,
+                             timeout=60)
     except BaseException:
         subprocess.run([str(NODE_SCRIPT), "down"], env=dict(os.environ, COVE_K8S_DIR=str(state)),
                        capture_output=True, timeout=600)
