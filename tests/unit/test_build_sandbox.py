@@ -86,8 +86,21 @@ def test_an_output_with_links_leading_out_is_refused(tmp_path: Path) -> None:
 
     from cove.domain.errors import BuildFailed
 
-    blobs = tmp_path / "work" / "out" / "image" / "blobs" / "sha256"
+    layout = tmp_path / "work" / "out" / "image"
+    blobs = layout / "blobs" / "sha256"
     blobs.mkdir(parents=True)
     (blobs / ("0" * 64)).symlink_to("/etc/hostname")
     with pytest.raises(BuildFailed, match="left links in its output"):
-        sandbox(tmp_path).import_image(tmp_path / "work", "localhost/cove-test/never:1")
+        sandbox(tmp_path).import_image(layout, "localhost/cove-test/never:1")
+    # The same in the space's blob directory, where a build's layers go, and as that
+    # directory itself.
+    (blobs / ("0" * 64)).unlink()
+    shared = tmp_path / "space" / "cove-blobs"
+    (shared / "sha256").mkdir(parents=True)
+    (shared / "sha256" / ("1" * 64)).symlink_to("/etc/hostname")
+    with pytest.raises(BuildFailed, match="left links in its output"):
+        sandbox(tmp_path).import_image(layout, "localhost/cove-test/never:1", blobs=shared)
+    (tmp_path / "elsewhere").symlink_to(shared)
+    with pytest.raises(BuildFailed, match="left links in its output"):
+        sandbox(tmp_path).import_image(layout, "localhost/cove-test/never:1",
+                                       blobs=tmp_path / "elsewhere")

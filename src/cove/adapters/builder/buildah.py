@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -145,8 +146,12 @@ class BuildahBuilder:
                     self._run(command, name, scope, before, Path(work), limits, emit)
                 finally:  # the sandbox removes itself (--rm)
                     added = self.sandbox.written(scope, before, cap)
-                image_id = self.sandbox.import_image(Path(work), tag)
-                self._remember(tag, plan, Path(work) / "out" / "image")
+                layout, blobs = self.sandbox.handed_over(Path(work), scope)
+                try:
+                    image_id = self.sandbox.import_image(layout, tag, blobs=blobs)
+                    self._remember(tag, plan, layout, blobs)
+                finally:
+                    shutil.rmtree(layout, ignore_errors=True)
         finally:
             self.sandbox.account(scope, added, cap)  # outside the space's lock: it may wipe
         return BuiltImage(image_id, kind)
@@ -159,9 +164,10 @@ class BuildahBuilder:
         return self.sandbox.home / "code-only" / \
             f"{hashlib.sha256(repository.encode()).hexdigest()[:32]}.json"
 
-    def _remember(self, tag: str, plan: fastpath.Plan | None, layout: Path) -> None:
+    def _remember(self, tag: str, plan: fastpath.Plan | None, layout: Path,
+                  blobs: Path | None = None) -> None:
         record = self._record(tag.rsplit(":", 1)[0])
-        image = fastpath.read_image(layout)
+        image = fastpath.read_image(layout, blobs)
         if plan is None or not fastpath.ends_with_source(image):
             record.unlink(missing_ok=True)
             return
@@ -188,7 +194,7 @@ class BuildahBuilder:
                 return None
             made = fastpath.write_image(layout, last, layer, digest, size)
             try:
-                image_id = self.sandbox.import_image(Path(work), tag, made)
+                image_id = self.sandbox.import_image(layout, tag, made)
             except BuildFailed:  # a layer it reuses is no longer stored
                 return None
             self._remember(tag, plan, layout)

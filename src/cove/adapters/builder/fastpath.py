@@ -182,9 +182,10 @@ def _blob(blobs: Path, media_type: str, content: dict[str, Any]) -> dict[str, An
     return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
 
 
-def read_image(layout: Path) -> dict[str, Any]:
-    """The manifest and config of the image a build left in its layout."""
-    blobs = layout / "blobs" / "sha256"
+def read_image(layout: Path, blob_dir: Path | None = None) -> dict[str, Any]:
+    """The manifest and config of the image a build left in its layout (its blobs there,
+    or in `blob_dir`)."""
+    blobs = (blob_dir or layout / "blobs") / "sha256"
     index = json.loads((layout / "index.json").read_text())
     manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_text())
     config = json.loads((blobs / manifest["config"]["digest"][7:]).read_text())

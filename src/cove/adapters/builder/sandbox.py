@@ -63,6 +63,12 @@ cgroup_manager = "cgroupfs"
 events_logger = "none"
 """
 # The files the builder image carries (see stacks.py).
+# In a space's store: the layers of the images its builds hand over, and each build's
+# image (its manifest and config, named by the build) beside them on one filesystem.
+BLOBS = "cove-blobs"
+IMAGES = "cove-images"
+SHARED_MARK = "shared-blobs"  # left in a build's output when its image is there
+
 BUILDER_FILES = {"/etc/containers/storage.conf": STORAGE_CONF,
                  "/etc/containers/storage-bases.conf": BASES_CONF,
                  "/etc/containers/containers.conf": CONTAINERS_CONF}
@@ -295,18 +301,34 @@ class Sandbox:
                   "--cpu-period", "100000", "--cpu-quota", str(cpu_millis * 100),
                   "--pids-limit", str(pids + OVERHEAD_PIDS)]
         out = _owned_dir(work / "out")
+        for kind in (BLOBS, IMAGES):
+            _owned_dir(self.space_store(scope) / kind)
         script = (  # the tag is an argument, never part of the script
             "buildah --log-level error bud --isolation chroot --layers --force-rm "
             f"--cap-drop ALL --cap-add {STEP_CAPS} -f /in/Dockerfile -t \"$1\" /src && "
-            "buildah --log-level error push --quiet --disable-compression \"$1\" "
-            "oci:/out/image:built")
+            # The image's layers go to the space's blob directory, where the layers of
+            # earlier builds (the stack's among them) already are: only new ones are
+            # written. (A sandbox image without skopeo pushes every layer, as buildah does.)
+            "if command -v skopeo >/dev/null; then "
+            # (skopeo would re-execute itself in a user namespace of its own, which the
+            # sandbox cannot make: it runs in one already. The variable says so, and the
+            # storage configuration is then named, as it would be looked for elsewhere.)
+            "{ _CONTAINERS_ROOTLESS_UID=1 CONTAINERS_STORAGE_CONF=/etc/containers/storage.conf "
+            "skopeo copy --quiet --dest-oci-accept-uncompressed-layers "
+            f"--dest-shared-blob-dir /var/lib/containers/storage/{BLOBS} "
+            f"containers-storage:\"$1\" oci:/var/lib/containers/storage/{IMAGES}/\"$2\":built "
+            "2>/tmp/skopeo.log || "
+            "{ cat /tmp/skopeo.log >&2; exit 1; }; } && "  # (its notices are not build output)
+            f"touch /out/{SHARED_MARK}; "
+            "else buildah --log-level error push --quiet --disable-compression \"$1\" "
+            "oci:/out/image:built; fi")
         network = self.network() if self.network else None
         return self._container(name, [
             "-v", f"{self.space_store(scope)}:/var/lib/containers/storage",
             "-v", f"{self.bases}:{BASES}:ro",
             "-v", f"{context}:/src:ro",
             "-v", f"{work / 'in'}:/in:ro",
-            "-v", f"{out}:/out"], ["sh", "-c", script, "build", tag], network=network,
+            "-v", f"{out}:/out"], ["sh", "-c", script, "build", tag, name], network=network,
             limits=limits)
 
     def remove_interrupted(self) -> int:
@@ -323,18 +345,31 @@ class Sandbox:
         with suppress(EngineError, subprocess.TimeoutExpired):
             self.engine.run("rm", "--force", "--time", "0", name, check=False, timeout=60)
 
-    def import_image(self, work: Path, tag: str, image_id: str | None = None) -> str:
-        """Copy the built image into the host's store; its id. What the sandbox left is
-        read as an untrusted image: no link may lead out of it, and the id is the host
-        store's, not one the sandbox names (it could name another space's image). An
-        image Cove wrote itself comes with its id (its config's digest)."""
-        out = work / "out"
-        for root, dirs, files in os.walk(out):
-            if any(os.path.islink(os.path.join(root, n)) for n in dirs + files):
+    def handed_over(self, work: Path, scope: str) -> tuple[Path, Path | None]:
+        """The image a build made (an OCI layout) and where its layers are: the space's
+        blob directory, or (None) the layout itself."""
+        if (work / "out" / SHARED_MARK).exists():
+            store = self.space_store(scope)
+            return store / IMAGES / work.name, store / BLOBS
+        return work / "out" / "image", None
+
+    def import_image(self, layout: Path, tag: str, image_id: str | None = None,
+                     blobs: Path | None = None) -> str:
+        """Copy the built image into the host's store; its id. Layers the host has are
+        not copied again. What the sandbox left is read as an untrusted image: no link
+        may lead out of it (every blob read is checked against its digest too), and the
+        id is the host store's, not one the sandbox names (it could name another space's
+        image). An image Cove wrote itself comes with its id (its config's digest)."""
+        for top in (layout, *([blobs] if blobs else [])):
+            if os.path.islink(top):
                 raise BuildFailed("the build left links in its output: refused")
+            for root, dirs, files in os.walk(top):
+                if any(os.path.islink(os.path.join(root, n)) for n in dirs + files):
+                    raise BuildFailed("the build left links in its output: refused")
         proc = subprocess.run(
-            [self.skopeo, "copy", "--quiet", f"oci:{work / 'out' / 'image'}:built",
-             f"containers-storage:{tag}"],
+            [self.skopeo, "copy", "--quiet",
+             *(["--src-shared-blob-dir", str(blobs)] if blobs else []),
+             f"oci:{layout}:built", f"containers-storage:{tag}"],
             capture_output=True, text=True, env=self.engine.env, timeout=1800)
         if proc.returncode != 0:
             raise BuildFailed(f"the built image could not be stored: {proc.stderr.strip()}")
@@ -344,19 +379,23 @@ class Sandbox:
         return image_id
 
     def layers(self, scope: str) -> set[str]:
-        """The layer directories in a space's store (a build's own are those added)."""
-        with suppress(OSError):
-            return set(os.listdir(self.space_store(scope) / "overlay"))
-        return set()
+        """What a space's store holds that builds add to: its layer directories and the
+        blobs of the images builds handed over (paths under the store)."""
+        store = self.space_store(scope)
+        found: set[str] = set()
+        for kind in ("overlay", f"{BLOBS}/sha256"):
+            with suppress(OSError):
+                found |= {f"{kind}/{name}" for name in os.listdir(store / kind)}
+        return found
 
     def written(self, scope: str, before: set[str], stop_at: int,
                 work: Path | None = None) -> int:
         """Bytes a running build wrote: the layers it added to its space's store (its
         working containers' and those it committed), and the image it hands over."""
-        overlay = self.space_store(scope) / "overlay"
+        store = self.space_store(scope)
         total = tree_size(work / "out", stop_at) if work else 0
         for name in self.layers(scope) - before:
-            total += tree_size(overlay / name, stop_at - total)
+            total += tree_size(store / name, stop_at - total)
             if total > stop_at:
                 break
         return total

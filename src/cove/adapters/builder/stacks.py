@@ -22,7 +22,7 @@ from cove.adapters.engine import Engine, EngineError
 from cove.domain.contract import BUILD_IMAGE, BUILDER_IMAGE, RUN_IMAGE
 
 RUN_PACKAGES = ("python3", "nodejs", "ca-certificates", "tzdata")
-BUILDER_PACKAGES = ("buildah",)
+BUILDER_PACKAGES = ("buildah", "skopeo")
 BUILD_PACKAGES = ("python3-venv", "python3-dev", "npm", "golang-go", "git", "gcc", "libc6-dev")
 MIRROR = "http://deb.debian.org/debian"
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
