@@ -101,10 +101,13 @@ def test_a_fork_bomb_hits_the_pids_limit(busybox_image: str, engine: Engine,
 
 
 def test_a_memory_hog_is_stopped(busybox_image: str, engine: Engine, source: Path) -> None:
+    stray = Path.cwd() / "oom"  # the engine's monitor left it where Cove was started
+    existed = stray.exists()
     _, err = build(engine, source, f"FROM {busybox_image}\n"
                    "RUN head -c 400000000 /dev/zero | tail -c 400000000 > /dev/null\n",
                    memory_mb=64, timeout_seconds=60)
     assert "because a step ran out of memory (the build's limit is 64 MiB)" in err.message
+    assert stray.exists() == existed
 
 
 def test_buildpack_builds_run_unprivileged_on_a_stack_without_setuid_programs(

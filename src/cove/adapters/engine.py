@@ -48,8 +48,10 @@ class Engine:
 
     def run(self, *args: str, check: bool = True, timeout: float = 120,
             input: str | None = None) -> subprocess.CompletedProcess[str]:
+        # (in Cove's own directory: the engine's monitor leaves files such as "oom" in
+        # the directory it was started from)
         proc = subprocess.run([self.binary, *args], capture_output=True, text=True,
-                              env=self.env, timeout=timeout, input=input)
+                              env=self.env, timeout=timeout, input=input, cwd=self.state_dir)
         if check and proc.returncode != 0:
             raise EngineError(list(args), proc.stderr or proc.stdout)
         return proc
@@ -57,7 +59,7 @@ class Engine:
     def buildah(self, *args: str, timeout: float = 3600) -> str:
         """buildah with the same storage and settings; its output, or EngineError."""
         proc = subprocess.run(["buildah", *args], capture_output=True, text=True,
-                              env=self.env, timeout=timeout)
+                              env=self.env, timeout=timeout, cwd=self.state_dir)
         if proc.returncode != 0:
             raise EngineError(list(args), proc.stderr[-2000:], tool="buildah")
         return proc.stdout

@@ -221,7 +221,7 @@ class BuildahBuilder:
 
     def _run(self, args: list[str], name: str, scope: str, before: set[str], work: Path,
              limits: BuildLimits, emit: Callable[[str], None]) -> None:
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=work,
                                 env=self.engine.env, start_new_session=True)
         stopped: list[str] = []
 
