@@ -79,28 +79,58 @@ def test_an_import_waits_for_running_builds_and_builds_wait_for_it() -> None:
     assert order == ["build ended", "import"]
 
 
-def test_an_output_with_links_leading_out_is_refused(tmp_path: Path) -> None:
-    """An escaped step could leave the image's blobs as links to host files, for the
-    host's copy to read as root."""
+def layout(root: Path, blobs: dict[str, bytes], manifest_digest: str | None = None) -> Path:
+    """An OCI layout as a build leaves it: `blobs` by name, a manifest naming them all."""
+    import hashlib
+    import json
+
+    (root / "blobs" / "sha256").mkdir(parents=True)
+    names = list(blobs)
+    for name, data in blobs.items():
+        (root / "blobs" / "sha256" / name).write_bytes(data)
+    manifest = json.dumps({"config": {"digest": f"sha256:{names[0]}"},
+                           "layers": [{"digest": f"sha256:{n}"} for n in names[1:]]}).encode()
+    digest = hashlib.sha256(manifest).hexdigest()
+    (root / "blobs" / "sha256" / digest).write_bytes(manifest)
+    (root / "index.json").write_text(json.dumps({"manifests": [{
+        "digest": manifest_digest or f"sha256:{digest}", "size": len(manifest),
+        "annotations": {"org.opencontainers.image.ref.name": "built"}}]}))
+    return root
+
+
+def test_what_a_build_hands_over_is_taken_over_never_read_in_place(tmp_path: Path) -> None:
+    """Another build of the space can swap files of the image while the host reads it: an
+    escaped step could leave blobs as links (or fifos) to host files, for the host's copy
+    to read as root, and name blobs by paths instead of digests."""
     import pytest
 
+    from cove.adapters.builder.handover import take_over
     from cove.domain.errors import BuildFailed
 
-    layout = tmp_path / "work" / "out" / "image"
-    blobs = layout / "blobs" / "sha256"
-    blobs.mkdir(parents=True)
-    (blobs / ("0" * 64)).symlink_to("/etc/hostname")
-    with pytest.raises(BuildFailed, match="left links in its output"):
-        sandbox(tmp_path).import_image(layout, "localhost/cove-test/never:1")
-    # The same in the space's blob directory, where a build's layers go, and as that
-    # directory itself.
-    (blobs / ("0" * 64)).unlink()
-    shared = tmp_path / "space" / "cove-blobs"
-    (shared / "sha256").mkdir(parents=True)
-    (shared / "sha256" / ("1" * 64)).symlink_to("/etc/hostname")
-    with pytest.raises(BuildFailed, match="left links in its output"):
-        sandbox(tmp_path).import_image(layout, "localhost/cove-test/never:1", blobs=shared)
-    (tmp_path / "elsewhere").symlink_to(shared)
-    with pytest.raises(BuildFailed, match="left links in its output"):
-        sandbox(tmp_path).import_image(layout, "localhost/cove-test/never:1",
-                                       blobs=tmp_path / "elsewhere")
+    config, layer = "c" * 64, "d" * 64
+    good = layout(tmp_path / "good", {config: b"{}", layer: b"layer"})
+    taken = take_over(tmp_path, ("good",), ("good", "blobs"), tmp_path / "mine")
+    held = taken / "blobs" / "sha256" / layer
+    assert held.read_bytes() == b"layer" and held.stat().st_uid == 0
+    assert held.stat().st_mode & 0o777 == 0o444  # (a build cannot change it in place)
+    (good / "blobs" / "sha256" / layer).unlink()  # swapped after: the copy holds
+    assert held.read_bytes() == b"layer"
+
+    def refused(name: str, **changes: object) -> str:
+        root = tmp_path / name
+        layout(root, {config: b"{}", layer: b"layer"}, **changes)  # type: ignore[arg-type]
+        return name
+
+    link = refused("link")
+    (tmp_path / link / "blobs" / "sha256" / layer).unlink()
+    (tmp_path / link / "blobs" / "sha256" / layer).symlink_to("/etc/hostname")
+    fifo = refused("fifo")
+    (tmp_path / fifo / "blobs" / "sha256" / layer).unlink()
+    os.mkfifo(tmp_path / fifo / "blobs" / "sha256" / layer)
+    swapped = refused("swapped")  # the blob directory itself a link elsewhere
+    (tmp_path / swapped / "blobs").rename(tmp_path / "elsewhere")
+    (tmp_path / swapped / "blobs").symlink_to(tmp_path / "elsewhere")
+    path = refused("path", manifest_digest="sha256:../../../../etc/hostname")
+    for name in (link, fifo, swapped, path):
+        with pytest.raises(BuildFailed, match="in its output: refused"):
+            take_over(tmp_path, (name,), (name, "blobs"), tmp_path / f"mine-{name}")

@@ -19,7 +19,7 @@ from cove.adapters.builder import fastpath
 from cove.adapters.builder.archive import extract
 from cove.adapters.builder.buildpacks import Buildpack
 from cove.adapters.builder.dockerfile import BasePolicy, guard_dockerfile
-from cove.adapters.builder.sandbox import Sandbox
+from cove.adapters.builder.sandbox import IMAGES, Sandbox
 from cove.adapters.builder.stacks import DEFAULT_STACK, MIRROR, Stack, build_stack
 from cove.adapters.engine import Engine
 from cove.domain.errors import BuildFailed, Invalid
@@ -146,12 +146,13 @@ class BuildahBuilder:
                     self._run(command, name, scope, before, Path(work), limits, emit)
                 finally:  # the sandbox removes itself (--rm)
                     added = self.sandbox.written(scope, before, cap)
-                layout, blobs = self.sandbox.handed_over(Path(work), scope)
                 try:
-                    image_id = self.sandbox.import_image(layout, tag, blobs=blobs)
-                    self._remember(tag, plan, layout, blobs)
-                finally:
-                    shutil.rmtree(layout, ignore_errors=True)
+                    layout = self.sandbox.handed_over(Path(work), scope)
+                    image_id = self.sandbox.import_image(layout, tag)
+                    self._remember(tag, plan, layout)
+                finally:  # (what the build wrote there: its blobs stay for the next)
+                    shutil.rmtree(self.sandbox.space_store(scope) / IMAGES / name,
+                                  ignore_errors=True)
         finally:
             self.sandbox.account(scope, added, cap)  # outside the space's lock: it may wipe
         return BuiltImage(image_id, kind)
@@ -164,10 +165,9 @@ class BuildahBuilder:
         return self.sandbox.home / "code-only" / \
             f"{hashlib.sha256(repository.encode()).hexdigest()[:32]}.json"
 
-    def _remember(self, tag: str, plan: fastpath.Plan | None, layout: Path,
-                  blobs: Path | None = None) -> None:
+    def _remember(self, tag: str, plan: fastpath.Plan | None, layout: Path) -> None:
         record = self._record(tag.rsplit(":", 1)[0])
-        image = fastpath.read_image(layout, blobs)
+        image = fastpath.read_image(layout)
         if plan is None or not fastpath.ends_with_source(image):
             record.unlink(missing_ok=True)
             return

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from cove.adapters.builder.handover import digest_of
+
 # The last step that writes files, and the steps that may follow it (metadata only).
 FINAL_COPY = re.compile(r"COPY(?: --chown=(\d+)(?::(\d+))?)? \. /app/?")
 METADATA = frozenset({"ENV", "USER", "CMD", "ENTRYPOINT", "LABEL", "EXPOSE", "STOPSIGNAL"})
@@ -182,13 +184,13 @@ def _blob(blobs: Path, media_type: str, content: dict[str, Any]) -> dict[str, An
     return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(data)}
 
 
-def read_image(layout: Path, blob_dir: Path | None = None) -> dict[str, Any]:
-    """The manifest and config of the image a build left in its layout (its blobs there,
-    or in `blob_dir`)."""
-    blobs = (blob_dir or layout / "blobs") / "sha256"
+def read_image(layout: Path) -> dict[str, Any]:
+    """The manifest and config of an image in a layout of Cove's (taken over from a build:
+    its blobs named by their digests only)."""
+    blobs = layout / "blobs" / "sha256"
     index = json.loads((layout / "index.json").read_text())
-    manifest = json.loads((blobs / index["manifests"][0]["digest"][7:]).read_text())
-    config = json.loads((blobs / manifest["config"]["digest"][7:]).read_text())
+    manifest = json.loads((blobs / digest_of(index["manifests"][0])).read_text())
+    config = json.loads((blobs / digest_of(manifest["config"])).read_text())
     return {"manifest": manifest, "config": config}
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from cove.adapters.builder.handover import take_over
 from cove.adapters.engine import Engine, EngineError
 from cove.domain.errors import BuildFailed
 
@@ -345,31 +346,21 @@ class Sandbox:
         with suppress(EngineError, subprocess.TimeoutExpired):
             self.engine.run("rm", "--force", "--time", "0", name, check=False, timeout=60)
 
-    def handed_over(self, work: Path, scope: str) -> tuple[Path, Path | None]:
-        """The image a build made (an OCI layout) and where its layers are: the space's
-        blob directory, or (None) the layout itself."""
-        if (work / "out" / SHARED_MARK).exists():
-            store = self.space_store(scope)
-            return store / IMAGES / work.name, store / BLOBS
-        return work / "out" / "image", None
+    def handed_over(self, work: Path, scope: str) -> Path:
+        """The image a build made, taken over (see handover) into `work`."""
+        if (work / "out" / SHARED_MARK).exists():  # in the space's store
+            return take_over(self.space_store(scope), (IMAGES, work.name), (BLOBS,),
+                             work / "image")
+        return take_over(work / "out", ("image",), ("image", "blobs"), work / "image")
 
-    def import_image(self, layout: Path, tag: str, image_id: str | None = None,
-                     blobs: Path | None = None) -> str:
-        """Copy the built image into the host's store; its id. Layers the host has are
-        not copied again. What the sandbox left is read as an untrusted image: no link
-        may lead out of it (every blob read is checked against its digest too), and the
-        id is the host store's, not one the sandbox names (it could name another space's
-        image). An image Cove wrote itself comes with its id (its config's digest)."""
-        for top in (layout, *([blobs] if blobs else [])):
-            if os.path.islink(top):
-                raise BuildFailed("the build left links in its output: refused")
-            for root, dirs, files in os.walk(top):
-                if any(os.path.islink(os.path.join(root, n)) for n in dirs + files):
-                    raise BuildFailed("the build left links in its output: refused")
+    def import_image(self, layout: Path, tag: str, image_id: str | None = None) -> str:
+        """Copy an image Cove holds (taken over from a build, or written by Cove) into
+        the host's store; its id. Layers the host has are not copied again, and every
+        blob copied is checked against its digest. The id is the host store's, not one
+        the build names (it could name another space's image); an image Cove wrote
+        itself comes with its id (its config's digest)."""
         proc = subprocess.run(
-            [self.skopeo, "copy", "--quiet",
-             *(["--src-shared-blob-dir", str(blobs)] if blobs else []),
-             f"oci:{layout}:built", f"containers-storage:{tag}"],
+            [self.skopeo, "copy", "--quiet", f"oci:{layout}:built", f"containers-storage:{tag}"],
             capture_output=True, text=True, env=self.engine.env, timeout=1800)
         if proc.returncode != 0:
             raise BuildFailed(f"the built image could not be stored: {proc.stderr.strip()}")
