@@ -121,28 +121,32 @@ class Platform:
     settings: ServerSettings
 
 
-def dependency_env(runtime: PodmanRuntime, root: Path,
-                   port: int) -> Callable[[], dict[str, str]]:
+def dependency_env(runtime: PodmanRuntime, root: Path, port: int,
+                   max_mb: int) -> Callable[[], dict[str, str]]:
     """The dependency cache's addresses for build stages. The cache starts with the first
     build that asks (so only a server that builds runs one), on the builds' bridge, open
     to builds alone. Without it (port 0, or it could not start) builds fetch directly."""
-    started: dict[str, str] = {}
+    base: list[str] = []  # where the cache listens, once it does
+    env: dict[str, str] = {}
     lock = threading.Lock()
 
-    def env() -> dict[str, str]:
+    def addresses() -> dict[str, str]:
         if not port:
             return {}
         with lock:
-            if not started:
+            if not env:
                 try:
-                    address = runtime.open_to_builds(port)
-                    started.update(build_env(DependencyCache(root).start(address, port)))
+                    if not base:
+                        base.append(DependencyCache(root, max_bytes=max_mb << 20).start(
+                            runtime.build_gateway(), port))
+                    runtime.open_to_builds(port)  # (once it listens: nothing else there)
+                    env.update(build_env(base[0]))
                 except Exception:  # a build without the cache is slower, not broken
                     log.exception("the dependency cache did not start (tried again at the "
                                   "next build)")
-            return dict(started)
+            return dict(env)
 
-    return env
+    return addresses
 
 
 def build(settings: ServerSettings) -> Platform:
@@ -171,7 +175,8 @@ def build(settings: ServerSettings) -> Platform:
         builder=BuildahBuilder(engine, default_buildpacks(
                                    home / "stacks", stack, dependency_env(
                                        runtime, home / "dependencies",
-                                       settings.dependency_cache_port)),
+                                       settings.dependency_cache_port,
+                                       settings.dependency_cache_mb)),
                                stack=stack, mirror=settings.debian_mirror,
                                network=runtime.build_network, resolve=resolver.resolve,
                                bases=settings.build_bases),

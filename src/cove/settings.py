@@ -41,6 +41,7 @@ class ServerSettings:
     token_days: float = 30.0  # how long a login's API token lasts
     # The builds' dependency cache (PyPI, npm, Go modules) on the builds' bridge; 0: none.
     dependency_cache_port: int = 3141
+    dependency_cache_mb: int = 10240  # on disk; the least recently used files go past it
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServerSettings:
@@ -72,4 +73,5 @@ class ServerSettings:
             debian_mirror=e.get("COVE_DEBIAN_MIRROR") or cls.debian_mirror,
             token_days=float(e.get("COVE_TOKEN_DAYS", "30")),
             dependency_cache_port=int(e.get("COVE_DEPENDENCY_CACHE_PORT", "3141")),
+            dependency_cache_mb=int(e.get("COVE_DEPENDENCY_CACHE_MB", "10240")),
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import json
 import os
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 
 from cove.adapters.depcache.server import DependencyCache, Upstreams
 from cove.adapters.depcache.verify import go_hash
+from tests.support.services import wait_until
 
 
 @pytest.fixture
@@ -89,14 +91,22 @@ def test_npm_metadata_points_at_the_cache_and_tarballs_keep_their_integrity(
 
 
 class Liar:
-    """A registry that serves `files` (path -> body) for whatever was published."""
+    """A registry that serves `files` (path -> body, or a URL to redirect to) for
+    whatever was published, and notes every path asked for."""
 
-    def __init__(self, files: dict[str, bytes]) -> None:
+    def __init__(self, files: dict[str, bytes | str]) -> None:
         liar = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                liar.asked.append(self.path)
                 body = liar.files.get(self.path.split("?")[0])
+                if isinstance(body, str):
+                    self.send_response(302)
+                    self.send_header("Location", body)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Length", str(len(body or b"")))
                 self.end_headers()
@@ -106,9 +116,22 @@ class Liar:
                 pass
 
         self.files = files
+        self.asked: list[str] = []
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def raw_status(url: str, path: str) -> int:
+    """The status of GET `path` sent as written (an HTTP client would resolve dots)."""
+    import http.client
+
+    conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=30)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
 
 
 def go_zip(files: dict[str, bytes]) -> bytes:
@@ -125,8 +148,9 @@ def test_what_a_registry_never_published_is_refused_and_never_stored(tmp_path: P
     tarball = "/evil/-/evil-1.0.0.tgz"
     published = base64.b64encode(hashlib.sha512(b"the real tarball").digest()).decode()
     real = go_zip({"example.com/evil@v1.0.0/go.mod": b"module example.com/evil\n"})
-    lookup = (f"1\nexample.com/evil v1.0.0 {go_hash([('x', b'other')])}\n"
-              f"example.com/evil v1.0.0/go.mod {go_hash([('go.mod', b'module x')])}\n")
+    other = hashlib.sha256(b"other").hexdigest()
+    lookup = (f"1\nexample.com/evil v1.0.0 {go_hash([('x', other)])}\n"
+              f"example.com/evil v1.0.0/go.mod {go_hash([('go.mod', other)])}\n")
     liar = Liar({wheel: b"a wheel with a backdoor",
                  "/evil": f'{{"versions": {{"1.0.0": {{"dist": {{"tarball": '
                           f'"LIAR{tarball}", "integrity": "sha512-{published}"}}}}}}}}'.encode(),
@@ -152,3 +176,68 @@ def test_what_a_registry_never_published_is_refused_and_never_stored(tmp_path: P
     finally:
         made.stop()
         liar.server.shutdown()
+
+
+def test_what_a_build_sends_cannot_steer_the_cache(tmp_path: Path) -> None:
+    """Paths the registries would resolve (dot segments, encoded dots), redirects off the
+    registries, another package's tarballs in a package's metadata: none is fetched or
+    remembered. Too many idle connections are closed, not queued. Old npm packages with
+    only a sha1 are stored; past its size, the cache drops the least recently used."""
+    import socket
+
+    from cove.adapters.depcache.server import CONNECTIONS
+
+    sha1 = hashlib.sha1(b"old tarball").hexdigest()
+    other = Liar({"/elsewhere": b"not a registry"})
+    liar = Liar({
+        "/old": b"", "/old/-/old-1.0.0.tgz": b"old tarball",
+        "/simple/moved/": f"{other.url}/elsewhere",
+        "/victim/-/victim-1.0.0.tgz": b"a victim's tarball"})
+    liar.files["/old"] = json.dumps({"versions": {
+        "1.0.0": {"dist": {"tarball": f"{liar.url}/old/-/old-1.0.0.tgz", "shasum": sha1}},
+        "6.6.6": {"dist": {"tarball": f"{liar.url}/victim/-/victim-1.0.0.tgz",
+                           "integrity": "sha512-AAAA"}}}}).encode()
+    made = DependencyCache(tmp_path / "cache", Upstreams(
+        pypi=liar.url, pypi_files=liar.url, npm=liar.url, go=liar.url), max_bytes=15)
+    url = made.start("127.0.0.1", 0)
+    try:
+        for path in ("/pypi/simple/./moved/", "/pypi/simple/%2e%2e/x/", "/go//x/@v/list",
+                     "/pypi/files/../simple/moved/", "/npm/.hidden", "/nothing/here"):
+            assert raw_status(url, path) == 404, path
+        assert liar.asked == []
+        assert httpx.get(f"{url}/pypi/simple/moved/", timeout=30).status_code == 502
+        assert other.asked == []
+        document = httpx.get(f"{url}/npm/old", timeout=30).json()
+        assert document["versions"]["6.6.6"]["dist"]["tarball"].startswith(liar.url)
+        assert httpx.get(f"{url}/npm/victim/-/victim-1.0.0.tgz", timeout=30).status_code \
+            == 404  # (the victim's own metadata does not exist here)
+        old = httpx.get(f"{url}/npm/old/-/old-1.0.0.tgz", timeout=30)
+        assert old.content == b"old tarball" and list(stored(made)) == [
+            "npm/old/-/old-1.0.0.tgz"]
+        liar.files["/old/-/old-1.0.1.tgz"] = b"newer tarball"
+        newer = hashlib.sha1(b"newer tarball").hexdigest()
+        liar.files["/old"] = json.dumps({"versions": {"1.0.1": {"dist": {
+            "tarball": f"{liar.url}/old/-/old-1.0.1.tgz", "shasum": newer}}}}).encode()
+        made._metadata.clear()  # (the document changed upstream)
+        assert httpx.get(f"{url}/npm/old/-/old-1.0.1.tgz", timeout=30).status_code == 200
+        assert list(stored(made)) == ["npm/old/-/old-1.0.1.tgz"]  # the older went
+        host, port = url.removeprefix("http://").split(":")
+        idle = [socket.create_connection((host, int(port))) for _ in range(CONNECTIONS)]
+        try:
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"{url}/npm/old", timeout=10)
+        finally:
+            for conn in idle:
+                conn.close()
+
+        def answers() -> bool:
+            try:
+                return httpx.get(f"{url}/npm/old", timeout=10).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answers, 30, "the cache to answer once the idle connections went")
+    finally:
+        made.stop()
+        liar.server.shutdown()
+        other.server.shutdown()

@@ -104,7 +104,8 @@ def test_only_builds_reach_the_port_opened_to_them(runtime: PodmanRuntime,
     threading.Thread(target=host_service.serve_forever, daemon=True).start()
     try:
         port = host_service.server_address[1]
-        address = runtime.open_to_builds(port)
+        address = runtime.build_gateway()
+        runtime.open_to_builds(port)
         probe = runtime.start(spec(hello_image, space="alice", app="probe"))
         wait_until(lambda: httpx.get(f"http://{probe.address}/").status_code == 200, 10, "up")
         network = json.loads(runtime.engine.run(

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import re
 import zipfile
 from collections.abc import Iterable
+from pathlib import Path
 
 PYPI_FILE = re.compile(r"packages/([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{60})/[^/]+")
 
@@ -38,47 +38,65 @@ def check_pypi(path: str, data_digest: str) -> None:
                        "path names")
 
 
-def check_sri(integrity: str, data: bytes) -> None:
-    """An npm `dist.integrity` (one or more `algo-base64` separated by spaces): the
-    strongest algorithm given must match."""
+def check_npm(integrity: str, shasum: str, digests: dict[str, bytes]) -> None:
+    """An npm tarball against what its metadata publishes: the strongest SRI `integrity`
+    given (one or more `algo-base64`), or for old packages only a sha1 `shasum`.
+    `digests`: the tarball's, by algorithm."""
     by_algo: dict[str, list[str]] = {}
     for item in integrity.split():
         algo, _, value = item.partition("-")
         by_algo.setdefault(algo, []).append(value)
-    for algo in ("sha512", "sha384", "sha256"):
+    for algo in ("sha512", "sha256"):
         if algo in by_algo:
-            actual = base64.b64encode(hashlib.new(algo, data).digest()).decode()
-            if actual in by_algo[algo]:
+            if base64.b64encode(digests[algo]).decode() in by_algo[algo]:
                 return
             raise Mismatch(f"{algo} of the tarball is not the published integrity")
-    raise Mismatch(f"no usable integrity in {integrity!r}")
+    sha1 = [base64.b64decode(v).hex() for v in by_algo.get("sha1", [])] + \
+        ([shasum.lower()] if shasum else [])
+    if not sha1:
+        raise Mismatch("the registry publishes no hash for it")
+    if digests["sha1"].hex() not in sha1:
+        raise Mismatch("sha1 of the tarball is not the published one")
 
 
-def check_shasum(shasum: str, data: bytes) -> None:
-    """Old npm packages publish only a sha1 `shasum`."""
-    if hashlib.sha1(data).hexdigest() != shasum.lower():
-        raise Mismatch("sha1 of the tarball is not the published shasum")
-
-
-def go_hash(files: Iterable[tuple[str, bytes]]) -> str:
-    """The Go checksum database's `h1:` hash of named files (golang.org/x/mod dirhash
-    Hash1): SHA-256 over the sorted lines "<sha256 hex>  <name>\\n"."""
+def go_hash(files: Iterable[tuple[str, str]]) -> str:
+    """The Go checksum database's `h1:` hash of named files, given each file's SHA-256
+    hex (golang.org/x/mod dirhash Hash1): SHA-256 over the sorted lines
+    "<sha256 hex>  <name>\\n"."""
     summary = hashlib.sha256()
-    for name, data in sorted(files):
+    for name, digest in sorted(files):
         if "\n" in name:
             raise Mismatch(f"a file name with a newline: {name!r}")
-        summary.update(f"{hashlib.sha256(data).hexdigest()}  {name}\n".encode())
+        summary.update(f"{digest}  {name}\n".encode())
     return "h1:" + base64.b64encode(summary.digest()).decode()
 
 
-def go_zip_hash(data: bytes) -> str:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return go_hash((info.filename, archive.read(info)) for info in archive.infolist()
-                       if not info.is_dir())
+GO_ZIP_LIMIT = 500 << 20  # what Go itself accepts of a module, unpacked
 
 
-def go_mod_hash(data: bytes) -> str:
-    return go_hash([("go.mod", data)])
+def go_zip_hash(path: Path) -> str:
+    """The `h1:` hash of a module zip, read entry by entry (bounded as Go bounds it)."""
+    digests, total = [], 0
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.is_dir():
+                    continue
+                digest = hashlib.sha256()
+                with archive.open(info) as entry:
+                    while chunk := entry.read(1 << 16):
+                        total += len(chunk)
+                        if total > GO_ZIP_LIMIT:
+                            raise Mismatch("the module unpacks to more than Go accepts")
+                        digest.update(chunk)
+                digests.append((info.filename, digest.hexdigest()))
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        raise Mismatch(f"not a module zip: {err}") from None
+    return go_hash(digests)
+
+
+def go_mod_hash(path: Path) -> str:
+    return go_hash([("go.mod", hashlib.sha256(path.read_bytes()).hexdigest())])
 
 
 def sumdb_hashes(lookup: str, module: str, version: str) -> tuple[str, str]:

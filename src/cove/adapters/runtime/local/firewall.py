@@ -48,13 +48,13 @@ class HostFirewall:
             if not self._ipt("-C", *jump):
                 self._ipt("-I", *jump, check=True)
 
-    def allow(self, interface: str, port: int) -> None:
-        """Let the bridge reach one TCP port of the host (first in the guard's chain, and
-        for this bridge only)."""
+    def allow(self, interface: str, address: str, port: int) -> None:
+        """Let the bridge reach one TCP port at one address of the host (first in the
+        guard's chain, and for this bridge only)."""
         with self._lock:
             self._ensure_chain()
-            rule = [self.chain, "-i", interface, "-p", "tcp", "--dport", str(port),
-                    "-j", "ACCEPT"]
+            rule = [self.chain, "-i", interface, "-d", address, "-p", "tcp",
+                    "--dport", str(port), "-j", "ACCEPT"]
             if not self._ipt("-C", *rule):
                 self._ipt("-I", rule[0], "1", *rule[1:], check=True)
 

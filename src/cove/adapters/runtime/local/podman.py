@@ -73,14 +73,18 @@ class PodmanRuntime:
         self._ensure_network(name, "cove.role=builds")
         return name
 
-    def open_to_builds(self, port: int) -> str:
-        """The builds' bridge's address on the host, with `port` there open to builds
-        alone (the dependency cache listens on it)."""
-        name = self.build_network()
-        self.firewall.each[0].allow(self._interface(name), port)
+    def build_gateway(self) -> str:
+        """The builds' bridge's address on the host."""
         gateways = self.engine.run("network", "inspect", "--format",
-                                   "{{range .Subnets}}{{.Gateway}} {{end}}", name).stdout.split()
+                                   "{{range .Subnets}}{{.Gateway}} {{end}}",
+                                   self.build_network()).stdout.split()
         return next(g for g in gateways if ":" not in g)
+
+    def open_to_builds(self, port: int) -> None:
+        """Let builds alone reach `port` at the builds' bridge's address (the dependency
+        cache listens there)."""
+        name = self.build_network()
+        self.firewall.each[0].allow(self._interface(name), self.build_gateway(), port)
 
     def _ensure_network(self, name: str, label: str) -> str:
         """Make the network if it is missing and guard its bridge; the bridge's name."""
