@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from cove.adapters.builder.stacks import Stack
 from cove.crashpoints import STEPS
 from tests.support.apps import dockerfile_app
 from tests.support.chaos import (
@@ -120,10 +121,10 @@ def test_a_lone_instance_serves_through_the_brokers_death_at_any_step(target: Ta
 
 
 def test_a_build_cut_off_by_the_brokers_death_leaves_nothing_running(
-        target: Target, busybox_ref: str, tmp_path: Path) -> None:
+        target: Target, busybox_ref: str, tmp_path: Path, stack: Stack) -> None:
     """The build's work directory (a copy of its context, and the image it made, up to the
     build's disk limit) stayed behind for good, and its sandbox until its own client
-    stopped it."""
+    stopped it. (`stack`: the sandbox's image is made first, minutes on a new machine.)"""
     cove, user = target.cove, target.user
     user.run("apps", "create", "slow")
     source = dockerfile_app(tmp_path / "slow", "slow")

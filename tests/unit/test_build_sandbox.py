@@ -102,19 +102,33 @@ def test_what_a_build_hands_over_is_taken_over_never_read_in_place(tmp_path: Pat
     """Another build of the space can swap files of the image while the host reads it: an
     escaped step could leave blobs as links (or fifos) to host files, for the host's copy
     to read as root, and name blobs by paths instead of digests."""
+    import hashlib
+
     import pytest
 
     from cove.adapters.builder.handover import take_over
     from cove.domain.errors import BuildFailed
 
-    config, layer = "c" * 64, "d" * 64
+    config, layer = hashlib.sha256(b"{}").hexdigest(), "d" * 64
     good = layout(tmp_path / "good", {config: b"{}", layer: b"layer"})
+    theirs = good / "blobs" / "sha256"
+    for blob in theirs.iterdir():
+        os.chown(blob, BUILD_UID, BUILD_UID)
+        blob.chmod(0o644)
     taken = take_over(tmp_path, ("good",), ("good", "blobs"), tmp_path / "mine")
-    held = taken / "blobs" / "sha256" / layer
-    assert held.read_bytes() == b"layer" and held.stat().st_uid == 0
-    assert held.stat().st_mode & 0o777 == 0o444  # (a build cannot change it in place)
-    (good / "blobs" / "sha256" / layer).unlink()  # swapped after: the copy holds
-    assert held.read_bytes() == b"layer"
+    held = taken / "blobs" / "sha256"
+    assert (held / layer).read_bytes() == b"layer"
+    # The manifest and config (read and checked) are Cove's own files; a layer is linked,
+    # and checked against its digest when it is copied into the host's store.
+    for small in set(os.listdir(held)) - {layer}:
+        assert (held / small).stat().st_uid == 0 and (held / small).stat().st_mode & 0o222 == 0
+        assert (held / small).stat().st_ino != (theirs / small).stat().st_ino
+    # The build's files stay as the build left them: the space's next build writes
+    # there again (an image of the same content has the same manifest).
+    assert {(b.stat().st_uid, b.stat().st_mode & 0o777) for b in theirs.iterdir()} \
+        == {(BUILD_UID, 0o644)}
+    (theirs / layer).unlink()  # swapped after: what Cove holds stays
+    assert (held / layer).read_bytes() == b"layer"
 
     def refused(name: str, **changes: object) -> str:
         root = tmp_path / name
@@ -131,6 +145,8 @@ def test_what_a_build_hands_over_is_taken_over_never_read_in_place(tmp_path: Pat
     (tmp_path / swapped / "blobs").rename(tmp_path / "elsewhere")
     (tmp_path / swapped / "blobs").symlink_to(tmp_path / "elsewhere")
     path = refused("path", manifest_digest="sha256:../../../../etc/hostname")
-    for name in (link, fifo, swapped, path):
+    forged = refused("forged")  # a config that is not what its digest says
+    (tmp_path / forged / "blobs" / "sha256" / config).write_bytes(b'{"User": "0"}')
+    for name in (link, fifo, swapped, path, forged):
         with pytest.raises(BuildFailed, match="in its output: refused"):
             take_over(tmp_path, (name,), (name, "blobs"), tmp_path / f"mine-{name}")

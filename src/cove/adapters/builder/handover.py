@@ -4,10 +4,12 @@ The sandbox writes the image (an OCI layout) into its space's store, beside the 
 earlier builds. Another build of the same space may be running there and may swap any of
 those files for a link, a fifo or something else while the host reads. So the host never
 reads them in place: it opens every directory without following links, reads the index
-and the manifest bounded, checks that every blob it names is a digest, and hard-links
-each blob into a directory of its own, refusing anything but a regular file. A file
-swapped later is no longer the one the host reads, and every blob is still checked
-against its digest when it is copied into the host's store.
+and the manifest bounded, checks that every blob it names is a digest, writes the
+manifest and the config it checked against their digests as files of its own, and
+hard-links each layer into a directory of its own, refusing anything but a regular file.
+A file swapped later is no longer the one the host reads. A layer changed in place (the
+link is the build's file: it stays the space's, for the next build to find) fails its
+digest when it is copied into the host's store.
 """
 
 from __future__ import annotations
@@ -47,6 +49,15 @@ def open_dir(root: Path, *parts: str) -> int:
 
 def read_json(name: str, dir_fd: int, digest: str | None = None) -> Any:
     """A small JSON file, not through a link (and, given its `digest`, that one)."""
+    data = read_small(name, dir_fd, digest)
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise refused(f"{name} that is not JSON") from None
+
+
+def read_small(name: str, dir_fd: int, digest: str | None = None) -> bytes:
+    """A small file's bytes, not through a link (and, given its `digest`, that one)."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
     except OSError:
@@ -60,10 +71,7 @@ def read_json(name: str, dir_fd: int, digest: str | None = None) -> Any:
         os.close(fd)
     if digest is not None and hashlib.sha256(data).hexdigest() != digest:
         raise refused(f"a blob whose content is not its digest {digest[:12]}")
-    try:
-        return json.loads(data)
-    except ValueError:
-        raise refused(f"{name} that is not JSON") from None
+    return data
 
 
 def digest_of(descriptor: Any) -> str:
@@ -91,7 +99,7 @@ def take_over(root: Path, layout: tuple[str, ...], blobs: tuple[str, ...],
         if len(built) != 1:
             raise refused("no single image tagged built")
 
-        def take(digest: str) -> None:
+        def link(digest: str) -> None:
             try:
                 os.link(digest, digest, src_dir_fd=blob_fd, dst_dir_fd=target_fd,
                         follow_symlinks=False)
@@ -102,19 +110,32 @@ def take_over(root: Path, layout: tuple[str, ...], blobs: tuple[str, ...],
             if not stat.S_ISREG(os.stat(digest, dir_fd=target_fd,
                                         follow_symlinks=False).st_mode):
                 raise refused("links or special files")
-            # The blob is now root's: no build can change it in place any more (a blob
-            # never changes; a build writes new ones).
-            os.chown(digest, 0, 0, dir_fd=target_fd, follow_symlinks=False)
-            os.chmod(digest, 0o444, dir_fd=target_fd)
 
-        manifest_digest = digest_of(built[0])
-        take(manifest_digest)
-        manifest = read_json(manifest_digest, target_fd, manifest_digest)
+        def copy(digest: str) -> Any:
+            """A small blob checked against its digest, written as a file of Cove's."""
+            data = read_small(digest, blob_fd, digest)
+            try:
+                fd = os.open(digest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                             0o444, dir_fd=target_fd)
+            except FileExistsError:  # named twice: written (and checked) already
+                fd = -1
+            if fd >= 0:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+            try:
+                return json.loads(data)
+            except ValueError:
+                raise refused("a manifest or config that is not JSON") from None
+
+        manifest = copy(digest_of(built[0]))
         layers = manifest.get("layers") if isinstance(manifest, dict) else None
         if not isinstance(layers, list):
             raise refused("a manifest without layers")
-        for descriptor in [manifest.get("config"), *layers]:
-            take(digest_of(descriptor))
+        config = digest_of(manifest.get("config"))
+        copy(config)
+        for digest in [digest_of(d) for d in layers]:
+            if digest != config:
+                link(digest)
     finally:
         for fd in (index_fd, blob_fd, target_fd):
             os.close(fd)
