@@ -13,7 +13,7 @@ import httpx
 
 from cove.adapters.runtime.local.podman import PodmanRuntime
 from cove.adapters.runtime.local.spec import container_name
-from cove.ports.runtime import BOOST_CPU_MILLIS, BOOSTED, Instance
+from cove.ports.runtime import Instance
 from tests.integration.conftest import spec
 from tests.support.services import wait_until
 
@@ -256,23 +256,3 @@ def test_instances_do_not_reach_the_host_over_ipv6_either(runtime: PodmanRuntime
         assert "error" in answer, answer
     finally:
         host_service.shutdown()
-
-
-def test_a_boosted_start_settles_to_its_size_as_the_kernel_applies_it(
-        runtime: PodmanRuntime, hello_image: str) -> None:
-    """The CPU a started instance gets until it is healthy, then its size's: read back from
-    its cgroup, as `cove doctor` reads it (the engine's inspect keeps the first limit)."""
-    inst = runtime.start(spec(hello_image), boost=True)  # a 250 millicore size
-
-    def limit() -> int | None:
-        [posture] = [p for p in runtime.posture(inst.app_id) if p.instance == inst.name]
-        return posture.cpu_limit_millis
-
-    assert limit() == BOOST_CPU_MILLIS
-    assert inspect(runtime, inst.name)["Config"]["Labels"][BOOSTED] == "true"
-    runtime.settle(inst.name, 250)
-    assert limit() == 250
-    plain = runtime.start(spec(hello_image, app="plain"))
-    assert BOOSTED not in inspect(runtime, plain.name)["Config"]["Labels"]
-    assert [p.cpu_limit_millis for p in runtime.posture(plain.app_id)
-            if p.instance == plain.name] == [250]

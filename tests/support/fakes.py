@@ -13,17 +13,7 @@ from cove.domain.errors import DeployFailed, ImageError
 from cove.ports.pool import AppState, Autoscaling, Pool, SpaceState
 from cove.ports.registry import Credentials, Destination, ImageResolver
 from cove.ports.router import Gone, HealthCheck, Route, Router
-from cove.ports.runtime import (
-    BOOST_CPU_MILLIS,
-    BOOSTED,
-    Instance,
-    InstanceSpec,
-    LogLine,
-    Logs,
-    Posture,
-    Runtime,
-    Stop,
-)
+from cove.ports.runtime import Instance, InstanceSpec, LogLine, Logs, Posture, Runtime, Stop
 
 START_LOCK = threading.Lock()
 
@@ -39,7 +29,6 @@ class FakeRuntime:
     once_exit_code: int = 0
     exit_on_start: int | None = None  # instances end at once with this code
     fail_stop: bool = False
-    cpu: dict[str, int] = field(default_factory=dict)  # each instance's CPU limit now
 
     def ensure_space(self, space: str) -> None:
         self.spaces.add(space)
@@ -47,7 +36,7 @@ class FakeRuntime:
     def remove_space(self, space: str) -> None:
         self.spaces.discard(space)
 
-    def start(self, spec: InstanceSpec, boost: bool = False) -> Instance:
+    def start(self, spec: InstanceSpec) -> Instance:
         if self.fail_start:
             raise DeployFailed("injected start failure")
         with START_LOCK:  # the pool starts instances from several threads at once
@@ -59,16 +48,9 @@ class FakeRuntime:
                         labels={"env": repr(sorted(spec.env.items()))})
         self.running[spec.name] = inst
         self.started.append(spec.name)
-        self.cpu[spec.name] = max(spec.cpu_millis, BOOST_CPU_MILLIS) if boost else \
-            spec.cpu_millis
-        if boost:
-            inst.labels[BOOSTED] = "true"
         if self.exit_on_start is not None:
             self.crash(spec.name, self.exit_on_start)
         return inst
-
-    def settle(self, name: str, cpu_millis: int) -> None:
-        self.cpu[name] = cpu_millis
 
     def stop(self, name: str, grace_seconds: int = 10) -> None:
         if self.fail_stop:

@@ -11,9 +11,7 @@ from pathlib import Path
 from cove.adapters.runtime.local.pool import LocalPool
 from cove.adapters.runtime.logs import FileLogs
 from cove.domain.models import User
-from cove.ports.runtime import BOOST_CPU_MILLIS, BOOSTED
 from cove.services import apps, releases
-from cove.services.reconciler import Reconciler
 from tests.support.fakes import FakeHealth, FakeRouter, FakeRuntime
 from tests.support.services import wait_until
 from tests.unit.conftest import IMAGE, World
@@ -135,37 +133,3 @@ def test_doctor_judges_what_serves_not_instances_being_retired(world: World) -> 
     for work in held:
         work()
     assert sorted(p.image for p in world.local.posture("alice", "hello")) == serving
-
-
-def test_new_instances_start_with_a_cpu_boost_and_settle_to_their_size(world: World) -> None:
-    """A Flask app at the small size (a quarter core) took 2.2 s from its start to its
-    first 200, 0.6 s at one core. A rollout starts instances at up to a core and gives them
-    their size's CPU once their health checks end; a crashed instance restarted by a pass
-    gets its size from the start (it could otherwise stay boosted, never healthy)."""
-    alice = world.user("alice")
-    apps.create_app(world.ctx, alice, "alice", "hello")
-    releases.deploy_image(world.ctx, alice, "alice", "hello", IMAGE)
-    [inst] = world.runtime.instances()
-    assert inst.labels.get(BOOSTED) == "true"
-    wait_until(lambda: world.runtime.cpu[inst.name] == 250, 5, "the instance to settle")
-    world.runtime.crash(inst.name)
-    world.reconciler.tick()
-    world.clock[0] += 1.5
-    world.reconciler.tick()
-    [again] = world.runtime.instances()
-    assert again.state == "running" and BOOSTED not in again.labels
-    assert world.runtime.cpu[again.name] == 250
-
-
-def test_a_boost_cut_off_by_the_brokers_death_is_settled_at_its_next_start(
-        world: World) -> None:
-    alice = world.user("alice")
-    apps.create_app(world.ctx, alice, "alice", "hello")
-    releases.deploy_image(world.ctx, alice, "alice", "hello", IMAGE)
-    [inst] = world.runtime.instances()
-    wait_until(lambda: world.runtime.cpu[inst.name] == 250, 5, "the instance to settle")
-    world.runtime.cpu[inst.name] = BOOST_CPU_MILLIS  # as if the broker died before
-    world.local.ready.clear()  # a new broker process knows nothing yet
-    world.local.apps.clear()
-    Reconciler(world.ctx).tick()
-    assert world.runtime.cpu[inst.name] == 250

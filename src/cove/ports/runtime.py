@@ -48,12 +48,6 @@ class InstanceSpec:
         return hashlib.sha256(data.encode()).hexdigest()[:16]
 
 
-# A new instance's CPU until it is healthy: an interpreter's start-up (imports, a
-# framework's boot) at a small size's quarter core took four times as long.
-BOOST_CPU_MILLIS = 1000
-BOOSTED = "cove.cpu-boost"  # the label of an instance started so, until settled
-
-
 @dataclass
 class Instance:
     """What the runtime reports about one instance it runs."""
@@ -83,15 +77,7 @@ class LogLine:
 class Runtime(Protocol):
     def ensure_space(self, space: str) -> None: ...
     def remove_space(self, space: str) -> None: ...
-    def start(self, spec: InstanceSpec, boost: bool = False) -> Instance:
-        """Start an instance; with `boost`, at up to BOOST_CPU_MILLIS of CPU until
-        `settle` gives it its own size's (a new instance starts CPU-bound)."""
-        ...
-
-    def settle(self, name: str, cpu_millis: int) -> None:
-        """Give a running instance the CPU limit of its size."""
-        ...
-
+    def start(self, spec: InstanceSpec) -> Instance: ...
     def stop(self, name: str, grace_seconds: int = 10) -> None: ...
     def instances(self, app_id: int | None = None) -> list[Instance]: ...
 

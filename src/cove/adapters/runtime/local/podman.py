@@ -27,7 +27,7 @@ from cove.adapters.runtime.logs import FileLogs, parse_time
 from cove.domain.checks import FAIL, PASS, WARN, Check
 from cove.domain.contract import PORT
 from cove.domain.errors import DeployFailed
-from cove.ports.runtime import BOOST_CPU_MILLIS, Instance, InstanceSpec, Posture
+from cove.ports.runtime import Instance, InstanceSpec, Posture
 
 # No higher than the engine's own hard limit: without CAP_SYS_RESOURCE it cannot raise it.
 NPROC = min(32768, resource.getrlimit(resource.RLIMIT_NPROC)[1])
@@ -126,24 +126,22 @@ class PodmanRuntime:
     # -- instances --------------------------------------------------------------------------
 
     @contextmanager
-    def _run_args(self, spec: InstanceSpec, log_path: Path,
-                  cpu_millis: int | None = None) -> Iterator[list[str]]:
+    def _run_args(self, spec: InstanceSpec, log_path: Path) -> Iterator[list[str]]:
         """`podman run` arguments, with the environment in a private file while they live."""
         fd, env_path = tempfile.mkstemp(prefix="cove-env-")
         try:
             with os.fdopen(fd, "w") as handle:
                 handle.write(env_file_text(spec.env))
             yield run_args(self.install, spec, Path(env_path), log_path, self.grace_seconds,
-                           nproc=NPROC, cpu_millis=cpu_millis)
+                           nproc=NPROC)
         finally:
             os.unlink(env_path)
 
-    def start(self, spec: InstanceSpec, boost: bool = False) -> Instance:
+    def start(self, spec: InstanceSpec) -> Instance:
         self.ensure_space(spec.space)
         log_path = self.logs.instance_path(spec.app_id, spec.process, spec.index, spec.release)
         container = container_name(self.install, spec.name)
-        boosted = max(spec.cpu_millis, BOOST_CPU_MILLIS) if boost else None
-        with self._run_args(spec, log_path, boosted) as args:
+        with self._run_args(spec, log_path) as args:
             # A leftover container of the same name (crashed, or from a failed start) is
             # replaced.
             args = [args[0], "--replace", *args[1:]]
@@ -165,12 +163,6 @@ class PodmanRuntime:
         if not found:
             raise DeployFailed(f"{spec.process}.{spec.index} vanished right after it started")
         return found[0]
-
-    def settle(self, name: str, cpu_millis: int) -> None:
-        # (podman 4.3 changes the cgroup but not what inspect reports: posture reads the
-        # cgroup.)
-        self.engine.run("update", "--cpus", f"{cpu_millis / 1000:g}",
-                        container_name(self.install, name), check=False, timeout=60)
 
     def run_once(self, spec: InstanceSpec, timeout: float) -> tuple[int, str]:
         """A one-off container with the same hardening as an instance, removed afterwards."""
@@ -280,43 +272,13 @@ def _proc_status(pid: int) -> dict[str, str]:
     return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
 
 
-def _cgroup_cpu_millis(pid: int) -> int | None:
-    """The CPU limit the kernel applies to a process (cgroup v1 or v2), in millicores;
-    None when it has none or it cannot be read."""
-    try:
-        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        inner = path.lstrip("/")
-        try:
-            if controllers == "":  # v2: "max 100000" or "25000 100000"
-                quota, period = (Path("/sys/fs/cgroup") / inner / "cpu.max").read_text().split()
-            elif "cpu" in controllers.split(","):
-                base = next(b for b in (Path("/sys/fs/cgroup") / controllers,
-                                        Path("/sys/fs/cgroup/cpu")) if (b / inner).is_dir())
-                quota = (base / inner / "cpu.cfs_quota_us").read_text().strip()
-                period = (base / inner / "cpu.cfs_period_us").read_text().strip()
-            else:
-                continue
-        except (OSError, StopIteration, ValueError):
-            continue
-        if quota in ("max", "-1"):
-            return None
-        return int(quota) * 1000 // int(period)
-    return None
-
-
 def _posture(data: dict[str, Any]) -> Posture:
     host, labels = data.get("HostConfig") or {}, data["Config"].get("Labels") or {}
     status = _proc_status(int(data["State"].get("Pid") or 0))
     uid = int(status["Uid"].split()[1]) if status.get("Uid") else None
-    pid = int(data["State"].get("Pid") or 0)
     nano = host.get("NanoCpus") or 0
     quota, period = host.get("CpuQuota") or 0, host.get("CpuPeriod") or 0
-    asked = nano // 1_000_000 if nano else (quota * 1000 // period if quota and period else None)
-    cpu = _cgroup_cpu_millis(pid) if pid else asked
+    cpu = nano // 1_000_000 if nano else (quota * 1000 // period if quota and period else None)
     return Posture(
         process=labels.get("cove.process", ""),
         uid=uid, non_root=uid is not None and uid != 0,

@@ -26,7 +26,6 @@ from cove.ports.pool import AppState, ProcessState, SpaceState
 from cove.ports.registry import Destination
 from cove.ports.router import HealthCheck, Route, Router
 from cove.ports.runtime import (
-    BOOSTED,
     Inspectable,
     Instance,
     InstanceSpec,
@@ -208,16 +207,11 @@ class LocalPool:
         with self._lock:
             moves = self._moves
         running = self.runtime.instances()  # before the apps: see _orphans
-        adopting = not self._adopted
-        if adopting:
+        if not self._adopted:
             self._adopt(running)
         with self._lock:
             for app in apps:
                 self.apps[app.key] = app
-        if adopting:  # starts cut off by the broker's death before they were settled
-            sizes = {s.name: s.cpu_millis for app in apps for s in specs_for(app)}
-            self._settle([(i, sizes[i.name]) for i in running if i.state == "running"
-                          and i.labels.get(BOOSTED) and i.name in sizes])
         by_app: dict[int, list[Instance]] = {}
         for inst in running:
             by_app.setdefault(inst.app_id, []).append(inst)
@@ -249,7 +243,6 @@ class LocalPool:
             self.ready.update(i.name for i in running if i.state == "running"
                               and i.address in serving)
             self._adopted = True
-
 
     def _orphans(self, running: list[Instance]) -> list[str]:
         """Instances of no app this pool runs. `running` was listed before this looks at
@@ -403,19 +396,9 @@ class LocalPool:
                 continue
             probes.append((inst, app))
 
-    def _start_one(self, spec: InstanceSpec, boost: bool = False) -> Instance:
+    def _start_one(self, spec: InstanceSpec) -> Instance:
         self._moved()
-        return self.runtime.start(spec, boost)
-
-    def _settle(self, started: list[tuple[Instance, int]]) -> None:
-        """Instances started with a CPU boost get their size's limit (all at once)."""
-        if not started:
-            return
-        try:
-            with ThreadPoolExecutor(max_workers=8) as pool:
-                list(pool.map(lambda s: self.runtime.settle(s[0].name, s[1]), started))
-        except Exception:  # (the next broker start settles what is still boosted)
-            log.exception("settling the CPU of %s failed", [i.name for i, _ in started])
+        return self.runtime.start(spec)
 
     def _moved(self) -> None:
         """An instance is about to start or stop: listings made before are stale."""
@@ -429,10 +412,9 @@ class LocalPool:
         started: list[Instance] = []
         self._reclaim([s.name for s in specs])
         try:
-            # All at once: each start is a few engine commands that mostly wait. Boosted
-            # until the health checks end, passed or not (failures are stopped).
+            # All at once: each start is a few engine commands that mostly wait.
             with ThreadPoolExecutor(max_workers=8) as pool:
-                starts = [pool.submit(self._start_one, spec, True) for spec in specs]
+                starts = [pool.submit(self._start_one, spec) for spec in specs]
             started += [f.result() for f in starts if f.exception() is None]
             failed = next((f.exception() for f in starts if f.exception() is not None), None)
             if failed is not None:
@@ -443,11 +425,6 @@ class LocalPool:
                           pool.submit(self._check, inst, app, app.health_timeout)
                           for inst in started}
                 failures = {name: f.result() for name, f in checks.items() if f.result()}
-            sizes = {s.name: s.cpu_millis for s in specs}
-            healthy = [(i, sizes[i.name]) for i in started
-                       if not failures.get(f"{i.process}.{i.index}")]
-            threading.Thread(target=self._settle, args=(healthy,), daemon=True,
-                             name="settle").start()  # off the way to traffic
             if failures:
                 name, reason = next(iter(failures.items()))
                 raise DeployFailed(

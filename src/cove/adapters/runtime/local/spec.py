@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cove.ports.runtime import BOOSTED, InstanceSpec
+from cove.ports.runtime import InstanceSpec
 
 LABEL = "cove.install"  # which Cove installation owns a container or network
 
@@ -38,9 +38,8 @@ def labels(install: str, spec: InstanceSpec) -> dict[str, str]:
 
 def run_args(install: str, spec: InstanceSpec, env_file: Path, log_path: Path,
              grace_seconds: int = 10, log_max_bytes: int = 1_000_000,
-             nproc: int = 32768, cpu_millis: int | None = None) -> list[str]:
-    """`podman run` arguments matching Kubernetes Pod Security "restricted" (`cpu_millis`:
-    the CPU limit to start with, when not the size's own)."""
+             nproc: int = 32768) -> list[str]:
+    """`podman run` arguments matching Kubernetes Pod Security "restricted"."""
     args = [
         "run", "--detach", "--pull=never",
         "--name", container_name(install, spec.name),
@@ -56,7 +55,7 @@ def run_args(install: str, spec: InstanceSpec, env_file: Path, log_path: Path,
         "--init",
         "--memory", f"{spec.memory_mb}m",
         "--memory-swap", f"{spec.memory_mb}m",
-        "--cpus", f"{(cpu_millis or spec.cpu_millis) / 1000:g}",
+        "--cpus", f"{spec.cpu_millis / 1000:g}",
         "--pids-limit", str(spec.pids),
         "--ulimit", "nofile=4096:4096",
         # RLIMIT_NPROC counts every process of a uid on the host, and all instances share
@@ -70,8 +69,6 @@ def run_args(install: str, spec: InstanceSpec, env_file: Path, log_path: Path,
     ]
     for key, value in sorted(labels(install, spec).items()):
         args += ["--label", f"{key}={value}"]
-    if cpu_millis and cpu_millis != spec.cpu_millis:
-        args += ["--label", f"{BOOSTED}=true"]  # settled once healthy (or after a restart)
     args.append(spec.image)
     if spec.command:
         args += spec.command
