@@ -132,14 +132,11 @@ class NginxRouter:
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and not (_children(pid) - before):
             time.sleep(0.005)
-        # The master tells old workers to stop accepting right after starting new ones: a
-        # worker that did is titled "shutting down" (it may linger much longer, serving
-        # long requests and keep-alive connections). Waiting for their exit took 0.2 s of
-        # every change.
+        # The master tells old workers to stop accepting right after starting new ones;
+        # give that a moment (old workers may linger much longer serving long requests).
         settle = time.monotonic() + 0.2
-        while time.monotonic() < settle and any(
-                _accepting(_title(p)) for p in _children(pid) & before):
-            time.sleep(0.002)
+        while time.monotonic() < settle and _children(pid) & before:
+            time.sleep(0.005)
 
     def _start(self) -> None:
         self._clear_orphans()
@@ -195,13 +192,6 @@ def _title(pid: int) -> str:
             errors="replace")
     except OSError:
         return ""
-
-
-def _accepting(title: str) -> bool:
-    """Whether a worker with this process title still takes new connections (a worker
-    told to quit closes its listening sockets as it takes this title; a gone one has
-    none)."""
-    return "worker process" in title and "shutting down" not in title
 
 
 def _alive(pid: int) -> bool:
