@@ -49,7 +49,10 @@ def open_dir(root: Path, *parts: str) -> int:
 
 def read_json(name: str, dir_fd: int, digest: str | None = None) -> Any:
     """A small JSON file, not through a link (and, given its `digest`, that one)."""
-    data = read_small(name, dir_fd, digest)
+    return parse_json(read_small(name, dir_fd, digest), name)
+
+
+def parse_json(data: bytes, name: str) -> Any:
     try:
         return json.loads(data)
     except ValueError:
@@ -122,10 +125,7 @@ def take_over(root: Path, layout: tuple[str, ...], blobs: tuple[str, ...],
             if fd >= 0:
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
-            try:
-                return json.loads(data)
-            except ValueError:
-                raise refused("a manifest or config that is not JSON") from None
+            return parse_json(data, "a manifest or config")
 
         manifest = copy(digest_of(built[0]))
         layers = manifest.get("layers") if isinstance(manifest, dict) else None
